@@ -1,0 +1,103 @@
+"""Losses and penalties shared by the notebooks (all in nats).
+
+Per-sample terms return shape (batch,); the penalties are Keras regularizers with
+`get_config`, so models that use them save and load as `.keras` files.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+__all__ = ["gaussian_kl", "bce_sum", "bce_sum_from_logits", "bce_mean_from_logits",
+           "L1Activity", "KLSparsity", "weight_decay", "check_positive_int"]
+
+
+def _check_weight(name, value):
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0 (it weights a penalty), got "
+                         f"{value!r}. Use 0 to switch the penalty off.")
+    return float(value)
+
+
+def check_positive_int(name, value):
+    """Raise a clear error unless `value` is an integer >= 1 (e.g. `latent_dim`)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    return value
+
+
+def gaussian_kl(z_mean, z_log_var):
+    """KL(N(z_mean, exp(z_log_var)) || N(0, I)) summed over latent dims; shape (batch,)."""
+    return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
+
+
+def bce_sum(x, x_prob, eps=1e-7):
+    """Binary cross-entropy summed over pixels, from probabilities; x: (batch, 784) -> (batch,).
+
+    Equals mean BCE x `original_dim`. Probabilities are clipped to [eps, 1 - eps] as Keras does.
+    """
+    p = ops.clip(x_prob, eps, 1.0 - eps)
+    return -ops.sum(x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p), axis=-1)
+
+
+def bce_sum_from_logits(x, logits):
+    """Binary cross-entropy summed over pixels, from logits (stable, no clipping); (batch,)."""
+    # softplus(l) - x * l  ==  -[x log s(l) + (1 - x) log(1 - s(l))]
+    return ops.sum(ops.softplus(logits) - x * logits, axis=-1)
+
+
+def bce_mean_from_logits(x, logits):
+    """Binary cross-entropy averaged over pixels, from logits; shape (batch,)."""
+    return ops.mean(ops.softplus(logits) - x * logits, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="aae")
+class L1Activity(keras.regularizers.Regularizer):
+    """L1 activity penalty: `lam` x sum over units of |h|, averaged over the batch."""
+
+    def __init__(self, lam=1e-7):
+        self.lam = _check_weight("lam", lam)
+
+    def __call__(self, h):
+        return self.lam * ops.mean(ops.sum(ops.abs(h), axis=-1))
+
+    def get_config(self):
+        return {"lam": self.lam}
+
+
+@keras.saving.register_keras_serializable(package="aae")
+class KLSparsity(keras.regularizers.Regularizer):
+    """Bernoulli-KL sparsity: `beta` x KL(p || rho_hat_j), rho_hat_j = batch mean of unit j.
+
+    Activations must lie in [0, 1] (sigmoid units). `reduction` is "sum" over hidden units
+    (the textbook form) or "mean" (sharper reconstructions, weaker pressure).
+    """
+
+    def __init__(self, p=0.05, beta=3.0, reduction="sum", eps=1e-6):
+        if not (isinstance(p, (int, float)) and 0.0 < p < 1.0):
+            raise ValueError(f"p is the target mean activation and must lie strictly between "
+                             f"0 and 1, got {p!r}. Typical values are 0.01 to 0.1.")
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}.")
+        self.p = float(p)
+        self.beta = _check_weight("beta", beta)
+        self.reduction = reduction
+        self.eps = float(eps)
+
+    def __call__(self, h):
+        rho = ops.clip(ops.mean(h, axis=0), self.eps, 1.0 - self.eps)
+        p = self.p
+        kl = p * ops.log(p / rho) + (1.0 - p) * ops.log((1.0 - p) / (1.0 - rho))
+        reduce = ops.sum if self.reduction == "sum" else ops.mean
+        return self.beta * reduce(kl)
+
+    def get_config(self):
+        return {"p": self.p, "beta": self.beta, "reduction": self.reduction, "eps": self.eps}
+
+
+def weight_decay(l2):
+    """L2 weight decay `l2` x sum(w^2) as a Keras kernel regularizer (None when l2 == 0)."""
+    l2 = _check_weight("weight decay l2", l2)
+    return keras.regularizers.L2(l2) if l2 > 0 else None
