@@ -1,0 +1,87 @@
+"""Figures are written as valid PNGs, atomically, and decoded grids come from one call."""
+import numpy as np
+import pytest
+import matplotlib.pyplot as plt
+from matplotlib.image import imread
+
+from aae import plotting
+from aae.plotting import (latent_grid, latent_scatter, latent_sweep, reconstruction_grid,
+                          save_figure, tsne_scatter)
+
+rng = np.random.default_rng(0)
+
+
+def _read(path):
+    img = imread(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return img
+
+
+def test_reconstruction_grid(tmp_path):
+    x = rng.uniform(size=(10, 784))
+    path = save_figure(reconstruction_grid(x, 1 - x), "recon", tmp_path)
+    img = _read(path)
+    assert img.shape[0] > 100 and img.shape[1] > 500
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recon.png"]  # no temp files left
+
+
+def test_latent_scatter_has_legend(tmp_path):
+    fig = latent_scatter(rng.normal(size=(500, 2)), rng.integers(0, 10, 500),
+                         background=rng.normal(size=(100, 2)))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["prior"] + [str(d) for d in range(10)]
+    _read(save_figure(fig, "scatter", tmp_path))
+
+
+def test_latent_scatter_rejects_long_codes():
+    with pytest.raises(ValueError, match="use tsne_scatter"):
+        latent_scatter(np.zeros((5, 32)), np.zeros(5))
+
+
+def test_latent_sweep_single_batched_call(tmp_path):
+    calls = []
+
+    def decode(z):
+        calls.append(z.shape)
+        # brightness encodes z_1 so the tiling order can be checked
+        return np.repeat((z[:, :1] > 0).astype("float32"), 784, axis=1)
+
+    fig = latent_sweep(decode, n=20, lim=3)
+    assert calls == [(400, 2)]
+    canvas = fig.axes[0].images[0].get_array()
+    assert canvas.shape == (560, 560)
+    assert canvas[:, :28].max() == 0 and canvas[:, -28:].min() == 1  # z_1 grows to the right
+    _read(save_figure(fig, "sweep", tmp_path))
+
+
+def test_latent_grid_quantiles():
+    grid, xs, ys = latent_grid(n=5, quantile=0.05)
+    assert grid.shape == (25, 2)
+    np.testing.assert_allclose(xs[[0, -1]], [-1.6448536, 1.6448536], rtol=1e-6)
+    assert ys[0] > ys[-1] and np.isclose(grid[0, 1], ys[0])
+
+
+def test_tsne_scatter(tmp_path):
+    codes = np.concatenate([rng.normal(loc=5 * d, size=(30, 32)) for d in range(10)])
+    y = np.repeat(np.arange(10), 30)
+    _read(save_figure(tsne_scatter(codes, y, n=300), "tsne", tmp_path))
+
+
+def test_save_figure_is_atomic(tmp_path, monkeypatch):
+    fig = plt.figure()
+    save_figure(fig, "keep", tmp_path)
+    good = (tmp_path / "keep.png").read_bytes()
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(fig, "savefig", broken)
+    with pytest.raises(RuntimeError):
+        save_figure(fig, "keep", tmp_path)
+    assert (tmp_path / "keep.png").read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
+
+
+def test_save_figure_rejects_paths(tmp_path):
+    with pytest.raises(ValueError, match="plain file name"):
+        save_figure(plt.figure(), "../escape", tmp_path)
