@@ -122,12 +122,19 @@ def _read_npz(file: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_mnist(path=None, flatten=True, download=True):
+def load_mnist(path=None, flatten=True, download=True, train_size=None, test_size=None):
     """Return ``(x_train, y_train), (x_test, y_test)``.
 
     x: float32 in [0, 1], shape (n, 784) if `flatten` else (n, 28, 28, 1); y: int64 in 0..9.
+    `train_size` / `test_size` keep only the first n images (quick runs); None keeps all.
     """
     arrays = _read_npz(find_mnist(path, download=download))
+    for key, size in (("train", train_size), ("test", test_size)):
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ValueError(f"{key}_size must be a positive integer or None (all images), "
+                                 f"got {size!r}")
+            arrays[f"x_{key}"], arrays[f"y_{key}"] = arrays[f"x_{key}"][:size], arrays[f"y_{key}"][:size]
     shape = (-1, 784) if flatten else (-1, 28, 28, 1)
     xs = [(arrays[k].reshape(shape) / np.float32(255)).astype(np.float32) for k in ("x_train", "x_test")]
     ys = [arrays[k].astype(np.int64) for k in ("y_train", "y_test")]

@@ -136,3 +136,10 @@ def test_missing_array(tmp_path, raw):
     bad = _write(tmp_path / "mnist.npz", arrays)
     with pytest.raises(MnistError, match=r"lacks the arrays \['y_test'\]"):
         load_mnist(bad)
+
+
+def test_subsets(mnist_dir):
+    (x, y), (xt, yt) = load_mnist(mnist_dir, train_size=100, test_size=10)
+    assert x.shape == (100, 784) and y.shape == (100,) and xt.shape == (10, 784)
+    with pytest.raises(ValueError, match="train_size must be a positive integer or None"):
+        load_mnist(mnist_dir, train_size=0)

@@ -1,0 +1,128 @@
+"""`python -m aae reproduce`: quick mode end to end, the error paths, determinism."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from matplotlib.image import imread
+from nbformat.v4 import new_code_cell, new_notebook
+
+from aae import reproduce
+from aae.reproduce import ReproduceError, parse_overrides
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _finite_numbers(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _finite_numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _finite_numbers(v)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield obj
+
+
+def _tiny_notebook(path, body, params="x = 1\nresults_dir = '.'"):
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, new_code_cell(body)]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, mnist_dir):
+    """Every notebook in quick mode, once, into a temporary folder."""
+    out = tmp_path_factory.mktemp("quick")
+    before = {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")}
+    committed = {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
+    rows = reproduce.run(quick=True, output_dir=out, progress=False)
+    return out, rows, before, committed
+
+
+def test_quick_mode_end_to_end(quick_run):
+    out, rows, before, committed = quick_run
+    names = [r[0] for r in rows]
+    assert names == list(reproduce.discover())
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) >= 10
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert imread(png).shape[0] > 50
+    for name in names:
+        data = json.loads((out / "metrics" / f"{name}.json").read_text())
+        numbers = list(_finite_numbers(data["metrics"]))
+        assert numbers and all(abs(v) < float("inf") for v in numbers)
+        assert data["parameters"]
+        executed = nbformat.read(out / "notebooks" / reproduce.discover()[name].name, as_version=4)
+        assert not any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", []))
+    assert "| **total** |" in (out / "README.md").read_text()
+    # quick mode never touches the committed notebooks or results
+    assert before == {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert committed == {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
+
+
+def test_same_seed_same_metrics(quick_run, tmp_path):
+    out, *_ = quick_run
+    reproduce.run(only=["autoencoder"], quick=True, output_dir=tmp_path, progress=False)
+    first = json.loads((out / "metrics" / "autoencoder.json").read_text())
+    second = json.loads((tmp_path / "metrics" / "autoencoder.json").read_text())
+    for key in ("train_seconds",):
+        first["metrics"].pop(key), second["metrics"].pop(key)
+    assert first == second
+
+
+def test_failing_notebook_names_cell_and_keeps_earlier_results(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _tiny_notebook(nbs / "01_good.ipynb", "open(results_dir + '/good.txt', 'w').write('kept')")
+    _tiny_notebook(nbs / "02_bad.ipynb", "raise ValueError('boom on purpose')")
+    original = (nbs / "02_bad.ipynb").read_bytes()
+    with pytest.raises(ReproduceError, match=r"notebook bad .* failed in cell 2 .*ValueError: boom on purpose"):
+        reproduce.run(notebooks_dir=nbs, output_dir=tmp_path / "out", quick=True, progress=False)
+    assert (tmp_path / "out" / "good.txt").read_text() == "kept"
+    assert (tmp_path / "out" / "notebooks" / "01_good.ipynb").exists()
+    assert (tmp_path / "out" / "failed" / "02_bad.ipynb").exists()
+    assert (nbs / "02_bad.ipynb").read_bytes() == original  # the user's notebook is untouched
+    assert not list((tmp_path / "out").glob(".*.ipynb"))  # no temporary files left
+
+
+def test_unknown_names_and_parameters(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _tiny_notebook(nbs / "01_one.ipynb", "pass")
+    with pytest.raises(ReproduceError, match=r"unknown notebook name\(s\) \['two'\]; valid names: one"):
+        reproduce.run(only=["two"], notebooks_dir=nbs, output_dir=tmp_path)
+    with pytest.raises(ReproduceError, match=r"unknown parameter\(s\) \['epoch'\]; .* take: results_dir, x"):
+        reproduce.run(overrides={"epoch": 3}, notebooks_dir=nbs, output_dir=tmp_path)
+
+
+def test_parameter_override_reaches_notebook(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _tiny_notebook(nbs / "01_one.ipynb", "open(results_dir + '/x.txt', 'w').write(repr(x))")
+    reproduce.run(overrides={"x": [1, 2]}, notebooks_dir=nbs, output_dir=tmp_path / "o", quick=True, progress=False)
+    assert (tmp_path / "o" / "x.txt").read_text() == "[1, 2]"
+
+
+def test_parse_overrides():
+    assert parse_overrides(["epochs=5", "lr=1e-3", "name=abc", "xs=[1, 2]"]) == \
+        {"epochs": 5, "lr": 1e-3, "name": "abc", "xs": [1, 2]}
+    with pytest.raises(ReproduceError, match="-p expects key=value"):
+        parse_overrides(["epochs"])
+
+
+def test_command_line_error_exit_code():
+    proc = subprocess.run([sys.executable, "-m", "aae", "reproduce", "--only", "nope"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "unknown notebook name(s) ['nope']" in proc.stderr
+
+
+def test_carriage_returns_collapsed():
+    assert reproduce._collapse_carriage_returns("a\rb\rc\nd") == "c\nd"
