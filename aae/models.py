@@ -107,6 +107,8 @@ class VAE(_LossTracking):
     def losses_for(self, x, training):
         z_mean, z_log_var = self.encoder(x, training=training)
         logits = self.decoder(self.sampling([z_mean, z_log_var]), training=training)
+        # losses in float32 even when a mixed-precision policy computes layers in bfloat16
+        z_mean, z_log_var, logits = (ops.cast(t, "float32") for t in (z_mean, z_log_var, logits))
         rec = ops.mean(bce_sum_from_logits(x, logits))
         kl = ops.mean(gaussian_kl(z_mean, z_log_var))
         return {"loss": rec + kl, "reconstruction_loss": rec, "kl_loss": kl}
@@ -140,7 +142,8 @@ class Autoencoder(_LossTracking):
 
     def losses_for(self, x, training):
         code = self.encoder(x, training=training)
-        logits = self.decoder(code, training=training)
+        logits = ops.cast(self.decoder(code, training=training), "float32")
+        code = ops.cast(code, "float32")
         rec = ops.mean(bce_mean_from_logits(x, logits))
         penalty = ops.zeros(())
         if self.code_penalty is not None:

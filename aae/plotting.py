@@ -108,8 +108,11 @@ def latent_sweep(decode, n=20, lim=None, quantile=0.05, side=28, title=None):
     digits = np.asarray(decode(grid)).reshape(n, n, side, side)
     canvas = digits.transpose(0, 2, 1, 3).reshape(n * side, n * side)
     fig, ax = plt.subplots(figsize=(8, 8))
-    extent = (xs[0], xs[-1], ys[-1], ys[0])
-    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, extent=extent, aspect="auto")
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1)
+    # ticks at tile centres, labelled with the code there (the grid need not be linear in z)
+    idx = np.unique(np.linspace(0, n - 1, min(n, 5)).round().astype(int))
+    ax.set_xticks(idx * side + side / 2 - 0.5, [f"{xs[i]:.2f}" for i in idx])
+    ax.set_yticks(idx * side + side / 2 - 0.5, [f"{ys[i]:.2f}" for i in idx])
     ax.set_xlabel("$z_1$"), ax.set_ylabel("$z_2$")
     if title:
         ax.set_title(title)

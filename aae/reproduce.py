@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -177,8 +179,10 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
         os.close(fd)
         t0 = time.perf_counter()
         try:
-            papermill.execute_notebook(str(path), tmp, parameters=params, cwd=str(path.parent),
-                                       progress_bar=progress, kernel_name="python3")
+            with _cell_log(progress, t0, name):
+                papermill.execute_notebook(str(path), tmp, parameters=params, cwd=str(path.parent),
+                                           progress_bar=False, log_output=progress,
+                                           kernel_name="python3")
         except PapermillExecutionError as exc:
             failed = results_dir / "failed" / path.name
             failed.parent.mkdir(exist_ok=True)
@@ -208,6 +212,39 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
         for name, seconds, numbers in rows:
             log(f"{name}: {seconds:.0f} s; " + "; ".join(f"{k} = {_fmt(v)}" for k, v in numbers.items()))
     return rows
+
+
+class _Elapsed(logging.Formatter):
+    """Prefix papermill's log lines (cell starts, cell output) with the notebook and elapsed time."""
+
+    def __init__(self, t0, name):
+        super().__init__()
+        self.t0, self.name = t0, name
+
+    def format(self, record):
+        return f"[{self.name} {time.perf_counter() - self.t0:6.0f}s] {record.getMessage().rstrip()}"
+
+
+@contextlib.contextmanager
+def _cell_log(enabled, t0, name):
+    """While a notebook runs, show which cell is executing and what it prints, with elapsed time."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("papermill")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_Elapsed(t0, name))
+    handler.addFilter(lambda record: not record.getMessage().startswith(("Ending Cell", "Output Notebook")))
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
 
 
 def _collapse_carriage_returns(text):
@@ -245,7 +282,8 @@ def main(argv=None):
     rep.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE", default=[],
                      help="override a parameter in every notebook that has it")
     rep.add_argument("--output-dir", type=Path, help="where figures and metrics go")
-    rep.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
+    rep.add_argument("--no-progress", action="store_true",
+                     help="do not show each cell and its output as the notebooks run")
     args = parser.parse_args(argv)
     try:
         run(only=args.only, quick=args.quick, overrides=parse_overrides(args.parameter),

@@ -36,15 +36,16 @@ def gemm_gflops(m=128, k=784, n=512, seconds=2.0, repeats=3):
     """
     import tensorflow as tf
 
-    a = tf.random.normal((m, k))
-    b = tf.random.normal((k, n))
     inner = 50
+    # distinct left operands, so graph optimisation cannot fold the repeated products into one
+    a = tf.random.normal((inner, m, k))
+    b = tf.random.normal((k, n))
 
     @tf.function
     def run():
         acc = tf.zeros((m, n))
-        for _ in range(inner):
-            acc += tf.matmul(a, b)
+        for i in range(inner):
+            acc += tf.matmul(a[i], b)
         return acc
 
     run().numpy()  # trace and warm up

@@ -1,0 +1,188 @@
+"""Training speed of the project's models against a plain Keras 3 port, in one process run.
+
+The reference is written the obvious way: a `keras.Model` whose `call` adds the KL term with
+`add_loss`, a sigmoid output, `compile(loss=...)` and `model.fit` on NumPy arrays with default
+settings. Ours is `aae.models.VAE` / `Autoencoder` as the notebooks use them. The two sides
+alternate, several repeats; the script prints samples/s, the ratio, the test loss each reached
+and the achieved GFLOP/s as a fraction of this machine's float32 GEMM rate at the first layer's
+shape, and writes it all to results/benchmarks.json.
+
+    python benchmarks/training_speed.py [--epochs 5] [--repeats 3] [--levers]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from common import ROOT, dense_train_flops, gemm_gflops, machine_info, update_json
+from aae.data import load_mnist
+from aae.layers import Sampling
+from aae.models import VAE, Autoencoder, mlp_decoder, mlp_encoder
+
+NOTEBOOK_SPE = 32  # steps_per_execution the notebooks use
+
+
+class ReferenceVAE(keras.Model):
+    """784-512-2 VAE as a plain port writes it: add_loss for KL, sigmoid output, BCE loss."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        self.hidden = layers.Dense(512, activation="relu")
+        self.z_mean = layers.Dense(2)
+        self.z_log_var = layers.Dense(2)
+        self.sampling = Sampling(seed=seed)
+        self.dec_hidden = layers.Dense(512, activation="relu")
+        self.out = layers.Dense(784, activation="sigmoid")
+
+    def call(self, x):
+        h = self.hidden(x)
+        z_mean, z_log_var = self.z_mean(h), self.z_log_var(h)
+        kl = -0.5 * ops.sum(1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
+        self.add_loss(ops.mean(kl))
+        return self.out(self.dec_hidden(self.sampling([z_mean, z_log_var])))
+
+
+def reference_vae(seed):
+    keras.utils.set_random_seed(seed)
+    model = ReferenceVAE(seed)
+    model.compile(optimizer="adam", loss=lambda x, p: 784 * keras.losses.binary_crossentropy(x, p))
+    return model, True
+
+
+def reference_ae(seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((784,)), layers.Dense(32, activation="relu"),
+                              layers.Dense(784, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model, True
+
+
+def ours_vae(seed, spe=NOTEBOOK_SPE, **compile_kw):
+    keras.utils.set_random_seed(seed)
+    model = VAE(mlp_encoder(784, 512, 2), mlp_decoder(2, 512, 784), seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe, **compile_kw)
+    return model, False
+
+
+def ours_ae(seed, spe=NOTEBOOK_SPE, **compile_kw):
+    keras.utils.set_random_seed(seed)
+    model = Autoencoder(mlp_encoder(784, 0, 32, variational=False, code_activation="relu"),
+                        mlp_decoder(32, 0, 784))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe, **compile_kw)
+    return model, False
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.t0)
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+
+def train(make, seed, x, xt, epochs, batch_size, test_scale):
+    """Train a fresh model; return (samples/s over epochs after the first, test loss)."""
+    model, supervised = make(seed)
+    timer = EpochTimer()
+    fit_args = (x, x) if supervised else (x,)
+    model.fit(*fit_args, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
+    steady = timer.times[1:] or timer.times  # the first epoch includes tracing
+    rate = len(x) / statistics.median(steady)
+    res = model.evaluate(*((xt, xt) if supervised else (xt,)), batch_size=1000, verbose=0, return_dict=True)
+    # reference BCE is already x784 for the VAE; the AE compares per-pixel BCE
+    loss = res["loss"] if "reconstruction_loss" not in res or test_scale == 1 else res["reconstruction_loss"]
+    return rate, float(loss)
+
+
+def compare(name, ref, ours, sizes, batch_size, x, xt, epochs, repeats, gemm):
+    rates = {"reference": [], "ours": []}
+    losses = {"reference": [], "ours": []}
+    for r in range(repeats):
+        order = [("reference", ref), ("ours", ours)]
+        for side, make in (order if r % 2 == 0 else order[::-1]):
+            rate, loss = train(make, r, x, xt, epochs, batch_size, 1 if name == "vae" else 0)
+            rates[side].append(rate), losses[side].append(loss)
+            print(f"  {name} repeat {r + 1} {side:9s}: {rate:8,.0f} samples/s  test loss {loss:.4f}", flush=True)
+    flops = dense_train_flops(sizes, batch_size) / batch_size
+    out = {"epochs": epochs, "repeats": repeats, "batch_size": batch_size}
+    for side in rates:
+        rate = statistics.median(rates[side])
+        out[side] = {"samples_per_second": rate, "samples_per_second_all": rates[side],
+                     "test_loss_mean": statistics.mean(losses[side]), "test_losses": losses[side],
+                     "gflops": rate * flops / 1e9, "fraction_of_gemm": rate * flops / 1e9 / gemm}
+    out["speedup"] = out["ours"]["samples_per_second"] / out["reference"]["samples_per_second"]
+    out["test_loss_difference"] = out["ours"]["test_loss_mean"] - out["reference"]["test_loss_mean"]
+    print(f"{name}: ours {out['ours']['samples_per_second']:,.0f} vs reference "
+          f"{out['reference']['samples_per_second']:,.0f} samples/s -> {out['speedup']:.2f}x; "
+          f"test loss ours {out['ours']['test_loss_mean']:.4f} vs {out['reference']['test_loss_mean']:.4f}; "
+          f"{out['ours']['gflops']:.1f} vs {out['reference']['gflops']:.1f} GFLOP/s "
+          f"({out['ours']['fraction_of_gemm']:.0%} vs {out['reference']['fraction_of_gemm']:.0%} of GEMM)",
+          flush=True)
+    return out
+
+
+def levers(x, xt, batch_size, epochs):
+    """Each lever alone on our VAE, interleaved with the notebook default, one process run."""
+    import tensorflow as tf
+
+    variants = {
+        "steps_per_execution=1": lambda s: ours_vae(s, spe=1),
+        f"steps_per_execution={NOTEBOOK_SPE} (default)": lambda s: ours_vae(s),
+        "steps_per_execution=128": lambda s: ours_vae(s, spe=128),
+        "jit_compile (XLA)": lambda s: ours_vae(s, jit_compile=True),
+    }
+    out = {}
+    for label, make in variants.items():
+        rate, loss = train(make, 0, x, xt, epochs, batch_size, 1)
+        out[label] = {"samples_per_second": rate, "test_loss": loss}
+        print(f"  lever {label:38s}: {rate:8,.0f} samples/s  test loss {loss:.2f}", flush=True)
+    # bfloat16 compute (float32 variables) where the CPU has it
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        rate, loss = train(lambda s: ours_vae(s), 0, x, xt, epochs, batch_size, 1)
+        out["mixed_bfloat16"] = {"samples_per_second": rate, "test_loss": loss}
+        print(f"  lever {'mixed_bfloat16':38s}: {rate:8,.0f} samples/s  test loss {loss:.2f}", flush=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per training run")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats per side")
+    parser.add_argument("--train-size", type=int, default=None, help="training images (default all)")
+    parser.add_argument("--levers", action="store_true", help="also time each speed lever alone")
+    parser.add_argument("--output", type=Path, default=ROOT / "results" / "benchmarks.json")
+    args = parser.parse_args(argv)
+
+    (x, _), (xt, _) = load_mnist(train_size=args.train_size)
+    info = machine_info()
+    gemm = gemm_gflops(128, 784, 512)
+    print(f"machine: {info}\nfloat32 GEMM (128x784 @ 784x512): {gemm:.1f} GFLOP/s", flush=True)
+    report = {"machine": info, "gemm_gflops_128x784x512": gemm,
+              "vae": compare("vae", reference_vae, ours_vae, [784, 512, 4, 2, 512, 784], 128,
+                             x, xt, args.epochs, args.repeats, gemm),
+              "autoencoder": compare("autoencoder", reference_ae, ours_ae, [784, 32, 784], 256,
+                                     x, xt, args.epochs, args.repeats, gemm)}
+    if args.levers:
+        report["vae_levers"] = levers(x, xt, 128, args.epochs)
+    for key, value in report.items():
+        update_json(args.output, key, value)
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
