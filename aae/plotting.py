@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import norm
+
+from .files import atomic_path
 
 __all__ = ["save_figure", "reconstruction_grid", "latent_scatter", "latent_grid",
            "latent_sweep", "tsne_scatter", "DIGIT_COLORS"]
@@ -24,17 +25,9 @@ def save_figure(fig, name, results_dir="results"):
     name = str(name)
     if not name or os.sep in name or name.startswith("."):
         raise ValueError(f"figure name must be a plain file name like 'va_mnist', got {name!r}")
-    folder = Path(results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (name if name.endswith(".png") else name + ".png")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = Path(results_dir) / (name if name.endswith(".png") else name + ".png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
     return path
 
 

@@ -11,11 +11,14 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .files import make_readable
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -163,6 +166,7 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
     if output_dir is None:
         output_dir = QUICK_RESULTS if quick else RESULTS
     results_dir = Path(output_dir).resolve()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out of outputs
     if os.environ.get("AAE_DATA_DIR"):  # kernels run in notebooks/: make a relative path absolute
         os.environ["AAE_DATA_DIR"] = str(Path(os.environ["AAE_DATA_DIR"]).expanduser().resolve())
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -199,6 +203,7 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
         target = (results_dir / "notebooks" / path.name) if quick else path
         target.parent.mkdir(parents=True, exist_ok=True)
         _clean_metadata(tmp)
+        make_readable(tmp)
         os.replace(tmp, target)
         (results_dir / "failed" / path.name).unlink(missing_ok=True)  # stale copy of a past failure
         rows.append((name, seconds, headline(results_dir, name)))
@@ -247,6 +252,15 @@ def _cell_log(enabled, t0, name):
         logger.propagate = old_propagate
 
 
+# TensorFlow's C++ start-up log (glog format) and absl's preamble: noise in a rendered notebook.
+_TF_LOG = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\]|WARNING: All log messages before absl|"
+                     r"To enable the following instructions:)")
+
+
+def _drop_tf_log(text):
+    return "".join(line for line in text.splitlines(keepends=True) if not _TF_LOG.match(line))
+
+
 def _collapse_carriage_returns(text):
     """Keep what a terminal would show: the part of each line after its last carriage return."""
     return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
@@ -258,9 +272,20 @@ def _clean_metadata(path):
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
+        merged = []
         for out in cell.get("outputs", []):
+            if (out.get("output_type") == "stream" and merged
+                    and merged[-1].get("output_type") == "stream" and merged[-1]["name"] == out["name"]):
+                merged[-1]["text"] += out["text"]  # progress bars arrive as many small writes
+            else:
+                merged.append(out)
+        for out in merged:
             if out.get("output_type") == "stream":
                 out["text"] = _collapse_carriage_returns(out["text"])
+                if out["name"] == "stderr":
+                    out["text"] = _drop_tf_log(out["text"])
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"]]
         cell.metadata.pop("execution", None)
         pm = cell.metadata.get("papermill")
         if pm:

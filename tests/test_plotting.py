@@ -85,3 +85,14 @@ def test_save_figure_is_atomic(tmp_path, monkeypatch):
 def test_save_figure_rejects_paths(tmp_path):
     with pytest.raises(ValueError, match="plain file name"):
         save_figure(plt.figure(), "../escape", tmp_path)
+
+
+def test_saved_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        path = save_figure(plt.figure(), "perm", tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -126,3 +126,20 @@ def test_command_line_error_exit_code():
 
 def test_carriage_returns_collapsed():
     assert reproduce._collapse_carriage_returns("a\rb\rc\nd") == "c\nd"
+
+
+def test_clean_outputs(tmp_path):
+    nb = new_notebook()
+    cell = new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=(
+                        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                        "I0000 00:00:1795463816.133261   17442 port.cc:153] oneDNN custom operations are on.\n")),
+                    nbformat.v4.new_output("stream", name="stdout", text="Epoch 1/2\n\r 1/4 bar"),
+                    nbformat.v4.new_output("stream", name="stdout", text="\r 4/4 bar\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="UserWarning: real one\n")]
+    nb.cells = [cell]
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    reproduce._clean_metadata(tmp_path / "n.ipynb")
+    outs = nbformat.read(tmp_path / "n.ipynb", as_version=4).cells[0].outputs
+    assert [(o.name, o.text) for o in outs] == [("stdout", "Epoch 1/2\n 4/4 bar\n"),
+                                                ("stderr", "UserWarning: real one\n")]
