@@ -2,12 +2,17 @@
 
 The reference is written the obvious way: a `keras.Model` whose `call` adds the KL term with
 `add_loss`, a sigmoid output, `compile(loss=...)` and `model.fit` on NumPy arrays with default
-settings. Ours is `aae.models.VAE` / `Autoencoder` as the notebooks use them. The two sides
+settings. Ours is `aae.models.VAE` / `Autoencoder` as the notebooks use them: BCE from logits
+in a custom `train_step`, `steps_per_execution`, and `set_precision("auto")` (bfloat16 arithmetic
+on CPUs with native bfloat16, float32 weights and losses). The two sides
 alternate, several repeats; the script prints samples/s, the ratio, the test loss each reached
 and the achieved GFLOP/s as a fraction of this machine's float32 GEMM rate at the first layer's
 shape, and writes it all to results/benchmarks.json.
 
     python benchmarks/training_speed.py [--epochs 5] [--repeats 3] [--levers]
+
+`--levers` also times each lever alone on our VAE (float32 vs bfloat16, steps_per_execution,
+XLA), so the ones that did not help are on record too.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from keras import layers, ops
 from common import ROOT, dense_train_flops, gemm_gflops, machine_info, update_json
 from aae.data import load_mnist
 from aae.layers import Sampling
-from aae.models import VAE, Autoencoder, mlp_decoder, mlp_encoder
+from aae.models import VAE, Autoencoder, mlp_decoder, mlp_encoder, set_precision
 
 NOTEBOOK_SPE = 32  # steps_per_execution the notebooks use
 
@@ -66,19 +71,26 @@ def reference_ae(seed):
     return model, True
 
 
-def ours_vae(seed, spe=NOTEBOOK_SPE, **compile_kw):
+def _ours(build, seed, spe, precision, compile_kw):
+    """Build with the notebooks' settings: dtype policy from `set_precision`, steps_per_execution."""
     keras.utils.set_random_seed(seed)
-    model = VAE(mlp_encoder(784, 512, 2), mlp_decoder(2, 512, 784), seed=seed)
+    set_precision(precision)
+    try:
+        model = build(seed)
+    finally:
+        set_precision("float32")  # the policy is global: never leak it into the reference
     model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe, **compile_kw)
     return model, False
 
 
-def ours_ae(seed, spe=NOTEBOOK_SPE, **compile_kw):
-    keras.utils.set_random_seed(seed)
-    model = Autoencoder(mlp_encoder(784, 0, 32, variational=False, code_activation="relu"),
-                        mlp_decoder(32, 0, 784))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe, **compile_kw)
-    return model, False
+def ours_vae(seed, spe=NOTEBOOK_SPE, precision="auto", **compile_kw):
+    return _ours(lambda s: VAE(mlp_encoder(784, 512, 2), mlp_decoder(2, 512, 784), seed=s),
+                 seed, spe, precision, compile_kw)
+
+
+def ours_ae(seed, spe=NOTEBOOK_SPE, precision="auto", **compile_kw):
+    return _ours(lambda s: Autoencoder(mlp_encoder(784, 0, 32, variational=False, code_activation="relu"),
+                                       mlp_decoder(32, 0, 784)), seed, spe, precision, compile_kw)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -135,27 +147,19 @@ def compare(name, ref, ours, sizes, batch_size, x, xt, epochs, repeats, gemm):
 
 def levers(x, xt, batch_size, epochs):
     """Each lever alone on our VAE, interleaved with the notebook default, one process run."""
-    import tensorflow as tf
-
     variants = {
-        "steps_per_execution=1": lambda s: ours_vae(s, spe=1),
-        f"steps_per_execution={NOTEBOOK_SPE} (default)": lambda s: ours_vae(s),
-        "steps_per_execution=128": lambda s: ours_vae(s, spe=128),
-        "jit_compile (XLA)": lambda s: ours_vae(s, jit_compile=True),
+        "float32, steps_per_execution=1": lambda s: ours_vae(s, spe=1, precision="float32"),
+        f"float32, steps_per_execution={NOTEBOOK_SPE}": lambda s: ours_vae(s, precision="float32"),
+        "float32, steps_per_execution=128": lambda s: ours_vae(s, spe=128, precision="float32"),
+        f"float32, steps_per_execution={NOTEBOOK_SPE}, XLA": lambda s: ours_vae(s, precision="float32", jit_compile=True),
+        "mixed_bfloat16, steps_per_execution=1": lambda s: ours_vae(s, spe=1, precision="mixed_bfloat16"),
+        f"mixed_bfloat16, steps_per_execution={NOTEBOOK_SPE}": lambda s: ours_vae(s, precision="mixed_bfloat16"),
     }
     out = {}
     for label, make in variants.items():
         rate, loss = train(make, 0, x, xt, epochs, batch_size, 1)
         out[label] = {"samples_per_second": rate, "test_loss": loss}
-        print(f"  lever {label:38s}: {rate:8,.0f} samples/s  test loss {loss:.2f}", flush=True)
-    # bfloat16 compute (float32 variables) where the CPU has it
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        rate, loss = train(lambda s: ours_vae(s), 0, x, xt, epochs, batch_size, 1)
-        out["mixed_bfloat16"] = {"samples_per_second": rate, "test_loss": loss}
-        print(f"  lever {'mixed_bfloat16':38s}: {rate:8,.0f} samples/s  test loss {loss:.2f}", flush=True)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+        print(f"  lever {label:45s}: {rate:8,.0f} samples/s  test loss {loss:.2f}", flush=True)
     return out
 
 
@@ -170,6 +174,8 @@ def main(argv=None):
 
     (x, _), (xt, _) = load_mnist(train_size=args.train_size)
     info = machine_info()
+    info["dtype_policy_auto"] = set_precision("auto")
+    set_precision("float32")
     gemm = gemm_gflops(128, 784, 512)
     print(f"machine: {info}\nfloat32 GEMM (128x784 @ 784x512): {gemm:.1f} GFLOP/s", flush=True)
     report = {"machine": info, "gemm_gflops_128x784x512": gemm,

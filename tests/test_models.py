@@ -76,3 +76,21 @@ def test_builders_reject_bad_latent_dim():
         mlp_encoder(latent_dim=0)
     with pytest.raises(ValueError, match="latent_dim must be an integer >= 1"):
         mlp_decoder(latent_dim=-2)
+
+
+def test_mixed_precision_outputs_float32(small):
+    from aae.models import set_precision
+    x, _ = small
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        vae = VAE(mlp_encoder(784, 32, 2), mlp_decoder(2, 32, 784), seed=0)
+        vae.compile(keras.optimizers.Adam(1e-3))
+        loss = vae.fit(x[:256], epochs=1, batch_size=128, verbose=0).history["loss"][-1]
+        assert np.isfinite(loss)
+        assert vae.encoder.get_layer("hidden").compute_dtype == "bfloat16"
+        assert vae.encode(x[:4]).dtype == np.float32 and vae.decode(np.zeros((2, 2))).dtype == np.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert set_precision("float32") == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        set_precision("half")
