@@ -97,12 +97,14 @@ def _fmt(value):
     return str(value)
 
 
+def _metrics(results_dir, name):
+    path = Path(results_dir) / "metrics" / f"{name}.json"
+    return json.loads(path.read_text()).get("metrics", {}) if path.exists() else {}
+
+
 def headline(results_dir, name):
     """The notebook's headline numbers from its metrics JSON (its `headline` entry)."""
-    path = Path(results_dir) / "metrics" / f"{name}.json"
-    if not path.exists():
-        return {}
-    metrics = json.loads(path.read_text()).get("metrics", {})
+    metrics = _metrics(results_dir, name)
     if "headline" in metrics:
         return metrics["headline"]
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -118,6 +120,9 @@ def write_summary(results_dir, rows, quick):
         shown = "; ".join(f"{k} = {_fmt(v)}" for k, v in numbers.items()) or "-"
         lines.append(f"| {name} | {seconds:.0f} | {shown} |")
     lines.append(f"| **total** | {sum(r[1] for r in rows):.0f} | |")
+    for name, *_ in rows:  # sentences a notebook wrote from its own numbers
+        answers = _metrics(results_dir, name).get("answer", {})
+        lines += ["", *(f"- {text}" for text in answers.values())] if answers else []
     text = "\n".join(lines) + "\n"
     path = Path(results_dir) / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
