@@ -154,6 +154,7 @@ def levers(x, xt, batch_size, epochs):
         f"float32, steps_per_execution={NOTEBOOK_SPE}, XLA": lambda s: ours_vae(s, precision="float32", jit_compile=True),
         "mixed_bfloat16, steps_per_execution=1": lambda s: ours_vae(s, spe=1, precision="mixed_bfloat16"),
         f"mixed_bfloat16, steps_per_execution={NOTEBOOK_SPE}": lambda s: ours_vae(s, precision="mixed_bfloat16"),
+        f"mixed_bfloat16, steps_per_execution={NOTEBOOK_SPE}, XLA": lambda s: ours_vae(s, precision="mixed_bfloat16", jit_compile=True),
     }
     out = {}
     for label, make in variants.items():

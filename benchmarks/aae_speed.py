@@ -1,0 +1,205 @@
+"""Updates per second of the adversarial autoencoder: one compiled train_step vs the common
+Keras pattern (per batch `encoder.predict`, two `discriminator.train_on_batch` calls and one
+`train_on_batch` on a stacked autoencoder + frozen-discriminator model).
+
+Same networks on both sides: 512-512 LeakyReLU encoder and decoder, 512-256 discriminator,
+8-D Gaussian prior, batch 128. One "update" = one batch through every phase. The two sides
+alternate within one process, `--repeats` times, and the median rate is reported.
+
+    .venv/bin/python benchmarks/aae_speed.py              # full run, writes results/benchmarks.json
+    .venv/bin/python benchmarks/aae_speed.py --repeats 1 --steps 32 --no-write   # smoke test
+
+The compiled side is timed in four variants (steps_per_execution 1 or N, with or without XLA
+`jit_compile`); the best one is compared with the common pattern.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.common import ROOT, dense_train_flops, gemm_gflops, machine_info, update_json  # noqa: E402
+
+BATCH, LATENT, HIDDEN, D_HIDDEN, PIXELS = 128, 8, (512, 512), (512, 256), 784
+ENC = [PIXELS, *HIDDEN, LATENT]
+DEC = [LATENT, *HIDDEN, PIXELS]
+DISC = [LATENT, *D_HIDDEN, 1]
+
+
+def forward_flops(sizes, batch):
+    """FLOPs of a forward pass through a dense stack."""
+    return sum(2 * batch * i * o for i, o in zip(sizes[:-1], sizes[1:]))
+
+
+def flops_compiled(b=BATCH):
+    """One AdversarialAutoencoder.train_step: AE update, D on 2b codes, G through frozen D."""
+    ae = dense_train_flops(ENC + DEC[1:], b)
+    d = dense_train_flops(DISC, 2 * b)
+    g = dense_train_flops(ENC, b) + 2 * forward_flops(DISC, b)  # D: forward + input gradient
+    return ae + d + g
+
+
+def flops_common(b=BATCH):
+    """encoder.predict, D on real and on fake, stacked model (AE + frozen D) in one update."""
+    return (forward_flops(ENC, b) + 2 * dense_train_flops(DISC, b)
+            + dense_train_flops(ENC + DEC[1:], b) + 2 * forward_flops(DISC, b))
+
+
+def build_compiled(steps_per_execution, jit_compile, seed=0):
+    import keras
+    from aae.adversarial import AdversarialAutoencoder, aae_decoder, aae_discriminator, aae_encoder
+    from aae.priors import GaussianPrior
+
+    keras.utils.set_random_seed(seed)
+    model = AdversarialAutoencoder(aae_encoder(LATENT, HIDDEN), aae_decoder(LATENT, HIDDEN),
+                                   aae_discriminator(LATENT, D_HIDDEN), GaussianPrior(LATENT),
+                                   seed=seed)
+    model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+    return model
+
+
+def build_common(seed=0):
+    """The widespread recipe: compile D, freeze it, compile a stacked model around it."""
+    import keras
+    from aae.adversarial import aae_decoder, aae_discriminator, aae_encoder
+
+    keras.utils.set_random_seed(seed)
+    encoder, decoder = aae_encoder(LATENT, HIDDEN), aae_decoder(LATENT, HIDDEN)
+    disc = aae_discriminator(LATENT, D_HIDDEN)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    disc.compile(keras.optimizers.Adam(1e-3, beta_1=0.5), loss=bce)
+    x = keras.Input((PIXELS,))
+    z = encoder(x)
+    stacked = keras.Model(x, [decoder(z), disc(z)])
+    stacked.compile(keras.optimizers.Adam(1e-3), loss=[bce, bce], loss_weights=[1.0, 1.0])
+    return encoder, disc, stacked
+
+
+def run_compiled(model, x, steps):
+    t0 = time.perf_counter()
+    model.fit(x[:steps * BATCH], batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+    return steps / (time.perf_counter() - t0)
+
+
+def run_common(nets, x, steps, rng):
+    encoder, disc, stacked = nets
+    ones, zeros = np.ones((BATCH, 1), "float32"), np.zeros((BATCH, 1), "float32")
+    t0 = time.perf_counter()
+    for i in range(steps):
+        xb = x[i * BATCH:(i + 1) * BATCH]
+        z_fake = encoder.predict(xb, verbose=0)
+        z_real = rng.standard_normal((BATCH, LATENT)).astype("float32")
+        disc.trainable = True
+        disc.train_on_batch(z_real, ones)
+        disc.train_on_batch(z_fake, zeros)
+        disc.trainable = False
+        stacked.train_on_batch(xb, [xb, ones])
+    return steps / (time.perf_counter() - t0)
+
+
+def check_common_freezes_disc(nets, x, rng):
+    """The stacked update must leave D alone and D's own update must move it (Keras 3 traces
+    the trainable set on first call, so the freeze is easy to get wrong)."""
+    encoder, disc, stacked = nets
+    run_common(nets, x, 1, rng)  # trace all three functions in the right trainable state
+    w = [v.copy() for v in disc.get_weights()]
+    stacked.train_on_batch(x[:BATCH], [x[:BATCH], np.ones((BATCH, 1), "float32")])
+    assert all(np.array_equal(a, b) for a, b in zip(w, disc.get_weights())), "D moved in stacked"
+    disc.train_on_batch(encoder.predict(x[:BATCH], verbose=0), np.zeros((BATCH, 1), "float32"))
+    assert not all(np.array_equal(a, b) for a, b in zip(w, disc.get_weights())), "D frozen"
+
+
+def chained_gemm_gflops(m=BATCH, k=PIXELS, n=512, inner=50, seconds=2.0):
+    """GEMM rate with a distinct right-hand matrix per product, so no product can be merged."""
+    import tensorflow as tf
+
+    a, bs = tf.random.normal((m, k)), [tf.random.normal((k, n)) for _ in range(inner)]
+
+    @tf.function
+    def run():
+        acc = tf.zeros((m, n))
+        for b in bs:
+            acc += tf.matmul(a, b)
+        return acc
+
+    run().numpy()
+    calls, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        run().numpy()
+        calls += 1
+    return 2.0 * m * k * n * inner * calls / (time.perf_counter() - t0) / 1e9
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=5, help="alternating rounds (median reported)")
+    p.add_argument("--steps", type=int, default=128, help="updates per round and side")
+    p.add_argument("--steps-per-execution", type=int, default=32,
+                   help="batches per compiled call (each variant is also timed at 1)")
+    p.add_argument("--no-xla", action="store_true", help="skip the XLA (jit_compile) variants")
+    p.add_argument("--no-write", action="store_true", help="print only; leave benchmarks.json")
+    args = p.parse_args(argv)
+    spe = args.steps_per_execution
+    steps = max(spe, args.steps // spe * spe)  # fit runs whole executions
+
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(steps * BATCH, PIXELS)) < 0.13).astype("float32")  # MNIST-like ink
+    # The levers tried: several batches per compiled call, and XLA compilation of the step.
+    sides = {f"compiled_spe{k}{'_xla' if jit else ''}": build_compiled(k, jit)
+             for jit in ([False] if args.no_xla else [False, True]) for k in (1, spe)}
+    common = build_common()
+    check_common_freezes_disc(common, x, rng)
+    for model in sides.values():  # trace and warm up
+        run_compiled(model, x, spe)
+    run_common(common, x, 2, rng)
+
+    rates = {name: [] for name in [*sides, "common"]}
+    for r in range(args.repeats):
+        for name, model in sides.items():
+            rates[name].append(run_compiled(model, x, steps))
+        rates["common"].append(run_common(common, x, steps, rng))
+        print(f"round {r + 1}/{args.repeats}: " + ", ".join(
+            f"{k} {v[-1]:.1f}/s" for k, v in rates.items()), flush=True)
+    med = {k: float(np.median(v)) for k, v in rates.items()}
+
+    gemm, gemm_chain = gemm_gflops(), chained_gemm_gflops()
+    fast = max(sides, key=med.get)
+    gf_fast = med[fast] * flops_compiled() / 1e9
+    gf_common = med["common"] * flops_common() / 1e9
+    result = {
+        "updates_per_s": {k: round(v, 2) for k, v in med.items()},
+        "best_compiled_variant": fast,
+        "ratio_compiled_vs_common": round(med[fast] / med["common"], 2),
+        "ratio_by_variant": {k: round(med[k] / med["common"], 2) for k in sides},
+        "gflop_per_update": {"compiled": flops_compiled() / 1e9, "common": flops_common() / 1e9},
+        "achieved_gflops": {"compiled": round(gf_fast, 1), "common": round(gf_common, 1)},
+        "gemm_gflops": round(gemm, 1), "chained_gemm_gflops": round(gemm_chain, 1),
+        "fraction_of_gemm": {"compiled": round(gf_fast / gemm, 4), "common": round(gf_common / gemm, 4)},
+        "fraction_of_chained_gemm": {"compiled": round(gf_fast / gemm_chain, 4),
+                                     "common": round(gf_common / gemm_chain, 4)},
+        "settings": {"batch": BATCH, "latent_dim": LATENT, "hidden": HIDDEN, "d_hidden": D_HIDDEN,
+                     "steps": steps, "repeats": args.repeats, "steps_per_execution": spe},
+        "machine": machine_info(),
+    }
+    print(f"\nupdates/s (median of {args.repeats}): " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()))
+    print(f"ratio best compiled ({fast}) / common: {result['ratio_compiled_vs_common']:.2f}x; "
+          + ", ".join(f"{k} {v:.2f}x" for k, v in result["ratio_by_variant"].items()))
+    print(f"achieved GFLOP/s: compiled {gf_fast:.1f}, common {gf_common:.1f}; "
+          f"gemm_gflops() {gemm:.1f} -> {gf_fast / gemm:.1%} / {gf_common / gemm:.1%}; "
+          f"chained GEMM {gemm_chain:.1f} -> {gf_fast / gemm_chain:.1%} / {gf_common / gemm_chain:.1%}")
+    if not args.no_write:
+        path = ROOT / "results" / "benchmarks.json"
+        update_json(path, "adversarial_autoencoder", result)
+        print(f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
