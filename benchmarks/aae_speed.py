@@ -120,7 +120,9 @@ def chained_gemm_gflops(m=BATCH, k=PIXELS, n=512, inner=50, seconds=2.0):
     """GEMM rate with a distinct right-hand matrix per product, so no product can be merged."""
     import tensorflow as tf
 
-    a, bs = tf.random.normal((m, k)), [tf.random.normal((k, n)) for _ in range(inner)]
+    # Variables, not captured constants: Grappler may constant-fold a product of constants.
+    a = tf.Variable(tf.random.normal((m, k)))
+    bs = [tf.Variable(tf.random.normal((k, n))) for _ in range(inner)]
 
     @tf.function
     def run():

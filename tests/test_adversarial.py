@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from aae.adversarial import AdversarialAutoencoder, aae_decoder, aae_discriminator, aae_encoder
-from aae.data import MnistNotFoundError, load_mnist
+from aae.data import load_mnist
 from aae.priors import GaussianPrior, MixturePrior
 
 HIDDEN = (64,)  # small networks keep the tests fast
@@ -68,12 +68,9 @@ def nearest_component_rate(model, prior, x, y):
 
 
 @pytest.fixture(scope="module")
-def mnist_subset():
-    try:
-        (x, y), _ = load_mnist(download=False)
-    except MnistNotFoundError as exc:
-        pytest.skip(f"MNIST not available: {exc}")
-    return x[:2000], y[:2000]
+def mnist_subset(mnist_dir):
+    (x, y), _ = load_mnist(mnist_dir, train_size=2000)
+    return x, y
 
 
 def test_supervised_codes_move_to_their_component(mnist_subset):

@@ -34,13 +34,21 @@ def test_vae_learns_and_splits_its_loss(small):
 def test_same_seed_same_numbers(small):
     x, _ = small
 
-    def run():
-        keras.utils.set_random_seed(3)
-        vae = VAE(mlp_encoder(784, 32, 2), mlp_decoder(2, 32, 784), seed=3)
+    def run(seed):
+        keras.utils.set_random_seed(seed)
+        vae = VAE(mlp_encoder(784, 32, 2), mlp_decoder(2, 32, 784), seed=seed)
         vae.compile(keras.optimizers.Adam(1e-3))
-        return vae.fit(x[:512], epochs=1, batch_size=128, verbose=0, shuffle=True).history["loss"]
+        losses = vae.fit(x[:512], epochs=2, batch_size=128, verbose=0, shuffle=True).history["loss"]
+        return np.array(losses), np.concatenate([w.ravel() for w in vae.get_weights()])
 
-    assert run() == run()
+    (loss_a, w_a), (loss_b, w_b), (loss_c, _) = run(3), run(3), run(4)
+    # Two trainings in one process agree to float32 rounding, not always to the bit: on the CI
+    # machine the second of two identical runs came out one ulp apart (541.77039 vs 541.77032)
+    # even with deterministic ops. Across processes (a re-run notebook) the reproduce tests
+    # check exact equality. A different seed moves the loss by far more than this tolerance.
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-6)
+    np.testing.assert_allclose(w_a, w_b, rtol=1e-4, atol=1e-6)
+    assert np.abs(loss_a - loss_c).max() > 1e-2
 
 
 def test_sparse_autoencoder_penalty(small):
