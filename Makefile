@@ -27,6 +27,7 @@ test: $(VENV)/.installed
 
 benchmark: $(VENV)/.installed
 	$(PY) benchmarks/training_speed.py $(ARGS)
+	$(PY) benchmarks/aae_speed.py
 
 clean-venv:
 	rm -rf $(VENV)

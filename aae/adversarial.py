@@ -44,15 +44,19 @@ def aae_encoder(latent_dim=8, hidden=(512, 512), original_dim=784, posterior="de
     x = keras.Input((original_dim,), name="x")
     h = _dense_stack(x, hidden, "hidden")
     if _check_posterior(posterior) == "gaussian":
-        return keras.Model(x, [layers.Dense(latent_dim, name="z_mean")(h),
-                               layers.Dense(latent_dim, name="z_log_var")(h)], name=name)
-    return keras.Model(x, layers.Dense(latent_dim, name="code")(h), name=name)
+        return keras.Model(x, [layers.Dense(latent_dim, dtype="float32", name="z_mean")(h),
+                               layers.Dense(latent_dim, dtype="float32", name="z_log_var")(h)], name=name)
+    # float32 heads: under a mixed-precision policy the hidden layers compute in bfloat16,
+    # codes, logits and so the losses stay float32
+    return keras.Model(x, layers.Dense(latent_dim, dtype="float32", name="code")(h), name=name)
 
 
 def aae_decoder(latent_dim=8, hidden=(512, 512), original_dim=784, name="decoder"):
     """Dense LeakyReLU decoder code (n, latent_dim) -> pixel logits (n, 784)."""
     z = keras.Input((check_positive_int("latent_dim", latent_dim),), name="z")
-    return keras.Model(z, layers.Dense(original_dim, name="logits")(_dense_stack(z, hidden, "hidden")),
+    logits = layers.Dense(original_dim, name="logits")(_dense_stack(z, hidden, "hidden"))
+    # the big output layer may compute in bfloat16; hand out float32 logits
+    return keras.Model(z, layers.Activation("linear", dtype="float32", name="logits_float32")(logits),
                        name=name)
 
 
@@ -63,7 +67,8 @@ def aae_discriminator(latent_dim=8, hidden=(512, 256), n_classes=0, name="discri
     """
     width = check_positive_int("latent_dim", latent_dim) + int(n_classes or 0)
     z = keras.Input((width,), name="code_and_label" if n_classes else "code")
-    return keras.Model(z, layers.Dense(1, name="logit")(_dense_stack(z, hidden, "hidden")), name=name)
+    logit = layers.Dense(1, dtype="float32", name="logit")(_dense_stack(z, hidden, "hidden"))
+    return keras.Model(z, logit, name=name)
 
 
 class AdversarialAutoencoder(keras.Model):

@@ -34,8 +34,8 @@ def set_precision(precision="auto"):
     """Set Keras's global dtype policy before building models; returns the policy's name.
 
     "auto" picks "mixed_bfloat16" (bfloat16 arithmetic, float32 weights and outputs) on a CPU-only
-    machine whose CPU has native bfloat16, where it trains about twice as fast at the same test
-    loss (benchmarks/training_speed.py), and "float32" everywhere else.
+    machine whose CPU has native bfloat16, where the dense models train faster at the same test
+    loss (measured by benchmarks/training_speed.py --levers), and "float32" everywhere else.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")

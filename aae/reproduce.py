@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import platform
 import re
 import shutil
 import sys
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .files import make_readable
+from .files import atomic_path, make_readable
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -119,34 +120,52 @@ def write_summary(results_dir, rows, quick):
     for name, seconds, numbers in rows:
         shown = "; ".join(f"{k} = {_fmt(v)}" for k, v in numbers.items()) or "-"
         lines.append(f"| {name} | {seconds:.0f} | {shown} |")
-    lines.append(f"| **total** | {sum(r[1] for r in rows):.0f} | |")
+    total = sum(r[1] for r in rows)
+    lines.append(f"| **total** | {total:.0f} ({total / 60:.1f} min) | |")
+    m = machine_info()
+    lines += ["", f"Measured on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
+                  f"TensorFlow {m['tensorflow']}, Keras {m['keras']}."]
     for name, *_ in rows:  # sentences a notebook wrote from its own numbers
         answers = _metrics(results_dir, name).get("answer", {})
         lines += ["", *(f"- {text}" for text in answers.values())] if answers else []
     text = "\n".join(lines) + "\n"
-    path = Path(results_dir) / "README.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(Path(results_dir) / "README.md") as tmp:
+        tmp.write_text(text)
     return text
+
+
+def machine_info():
+    """CPU model, core count and library versions: where a timing was measured."""
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def update_readme_block(table, readme=ROOT / "README.md"):
-    """Replace the generated block between the results markers in README.md, if it has them."""
+def update_readme_block(table, readme=ROOT / "README.md", name="results"):
+    """Replace the generated block between `<!-- name:start -->` and `<!-- name:end -->` in
+    README.md, if it has them; returns whether it did."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    readme = Path(readme)
     if not readme.exists():
         return False
     text = readme.read_text()
-    head, sep, rest = text.partition(MARK_START)
-    _, sep2, tail = rest.partition(MARK_END)
+    head, sep, rest = text.partition(start)
+    _, sep2, tail = rest.partition(end)
     if not (sep and sep2):
         return False
-    tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(f"{head}{MARK_START}\n{table}{MARK_END}{tail}")
-    os.replace(tmp, readme)
+    with atomic_path(readme) as tmp:
+        tmp.write_text(f"{head}{start}\n{table}{end}{tail}")
     return True
 
 

@@ -9,8 +9,9 @@ alternate within one process, `--repeats` times, and the median rate is reported
     .venv/bin/python benchmarks/aae_speed.py              # full run, writes results/benchmarks.json
     .venv/bin/python benchmarks/aae_speed.py --repeats 1 --steps 32 --no-write   # smoke test
 
-The compiled side is timed in four variants (steps_per_execution 1 or N, with or without XLA
-`jit_compile`); the best one is compared with the common pattern.
+The compiled side is timed in several variants (steps_per_execution 1 or N, with or without XLA
+`jit_compile`, and bfloat16 arithmetic on CPUs that have it); the best one is compared with the
+common pattern.
 """
 from __future__ import annotations
 
@@ -25,12 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import ROOT, dense_train_flops, gemm_gflops, machine_info, update_json  # noqa: E402
+from aae.models import cpu_has_bf16  # noqa: E402
+
+from benchmarks.common import (ROOT, dense_train_flops, gemm_gflops, machine_info,  # noqa: E402
+                               update_json, update_readme_speed)
 
 BATCH, LATENT, HIDDEN, D_HIDDEN, PIXELS = 128, 8, (512, 512), (512, 256), 784
 ENC = [PIXELS, *HIDDEN, LATENT]
 DEC = [LATENT, *HIDDEN, PIXELS]
 DISC = [LATENT, *D_HIDDEN, 1]
+# What notebook 04 uses (jit_compile=True, steps_per_execution=1): the ratio reported is this one's.
+NOTEBOOK_VARIANT = "compiled_spe1_xla"
 
 
 def forward_flops(sizes, batch):
@@ -52,15 +58,20 @@ def flops_common(b=BATCH):
             + dense_train_flops(ENC + DEC[1:], b) + 2 * forward_flops(DISC, b))
 
 
-def build_compiled(steps_per_execution, jit_compile, seed=0):
+def build_compiled(steps_per_execution, jit_compile, precision="float32", seed=0):
     import keras
     from aae.adversarial import AdversarialAutoencoder, aae_decoder, aae_discriminator, aae_encoder
+    from aae.models import set_precision
     from aae.priors import GaussianPrior
 
     keras.utils.set_random_seed(seed)
-    model = AdversarialAutoencoder(aae_encoder(LATENT, HIDDEN), aae_decoder(LATENT, HIDDEN),
-                                   aae_discriminator(LATENT, D_HIDDEN), GaussianPrior(LATENT),
-                                   seed=seed)
+    set_precision(precision)
+    try:
+        model = AdversarialAutoencoder(aae_encoder(LATENT, HIDDEN), aae_decoder(LATENT, HIDDEN),
+                                       aae_discriminator(LATENT, D_HIDDEN), GaussianPrior(LATENT),
+                                       seed=seed)
+    finally:
+        set_precision("float32")  # the policy is global: never leak it into the other side
     model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile)
     return model
 
@@ -156,6 +167,9 @@ def main(argv=None):
     # The levers tried: several batches per compiled call, and XLA compilation of the step.
     sides = {f"compiled_spe{k}{'_xla' if jit else ''}": build_compiled(k, jit)
              for jit in ([False] if args.no_xla else [False, True]) for k in (1, spe)}
+    if cpu_has_bf16():  # bfloat16 arithmetic, float32 weights, codes and losses
+        sides.update({f"compiled_spe1{'_xla' if jit else ''}_bf16": build_compiled(1, jit, "mixed_bfloat16")
+                      for jit in ([False] if args.no_xla else [False, True])})
     common = build_common()
     check_common_freezes_disc(common, x, rng)
     for model in sides.values():  # trace and warm up
@@ -172,12 +186,13 @@ def main(argv=None):
     med = {k: float(np.median(v)) for k, v in rates.items()}
 
     gemm, gemm_chain = gemm_gflops(), chained_gemm_gflops()
-    fast = max(sides, key=med.get)
+    fast = NOTEBOOK_VARIANT if NOTEBOOK_VARIANT in sides else max(sides, key=med.get)
     gf_fast = med[fast] * flops_compiled() / 1e9
     gf_common = med["common"] * flops_common() / 1e9
     result = {
         "updates_per_s": {k: round(v, 2) for k, v in med.items()},
-        "best_compiled_variant": fast,
+        "best_compiled_variant": max(sides, key=med.get),
+        "reported_variant": fast,
         "ratio_compiled_vs_common": round(med[fast] / med["common"], 2),
         "ratio_by_variant": {k: round(med[k] / med["common"], 2) for k in sides},
         "gflop_per_update": {"compiled": flops_compiled() / 1e9, "common": flops_common() / 1e9},
@@ -191,7 +206,7 @@ def main(argv=None):
         "machine": machine_info(),
     }
     print(f"\nupdates/s (median of {args.repeats}): " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()))
-    print(f"ratio best compiled ({fast}) / common: {result['ratio_compiled_vs_common']:.2f}x; "
+    print(f"ratio {fast} (the notebook's settings) / common: {result['ratio_compiled_vs_common']:.2f}x; "
           + ", ".join(f"{k} {v:.2f}x" for k, v in result["ratio_by_variant"].items()))
     print(f"achieved GFLOP/s: compiled {gf_fast:.1f}, common {gf_common:.1f}; "
           f"gemm_gflops() {gemm:.1f} -> {gf_fast / gemm:.1%} / {gf_common / gemm:.1%}; "
@@ -199,6 +214,7 @@ def main(argv=None):
     if not args.no_write:
         path = ROOT / "results" / "benchmarks.json"
         update_json(path, "adversarial_autoencoder", result)
+        update_readme_speed(path)
         print(f"wrote {path}")
     return result
 

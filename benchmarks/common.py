@@ -3,30 +3,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from aae.reproduce import machine_info  # noqa: F401  (re-exported for the scripts)
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def machine_info():
-    """CPU model, core count and library versions, for the benchmark report."""
-    import keras
-    import tensorflow as tf
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 def gemm_gflops(m=128, k=784, n=512, seconds=2.0, repeats=3):
@@ -80,3 +64,50 @@ def update_json(path, key, value):
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def speed_table(data):
+    """Markdown table of the headline speed figures in a benchmarks.json dict (missing parts skipped)."""
+    rows = ["| model | ours | plain Keras reference | ratio | test loss, ours / reference "
+            "| share of the GEMM rate, ours / reference |", "|---|---:|---:|---:|---|---|"]
+    for key, label, unit, fmt in (("vae", "VAE 784-512-2, batch 128 (nats)", "samples/s", ".2f"),
+                                  ("autoencoder", "autoencoder 784-32, batch 256 (BCE per pixel)",
+                                   "samples/s", ".4f")):
+        if key in data:
+            d, ours, ref = data[key], data[key]["ours"], data[key]["reference"]
+            rows.append(f"| {label} | {ours['samples_per_second']:,.0f} {unit} "
+                        f"| {ref['samples_per_second']:,.0f} {unit} | {d['speedup']:.2f}x "
+                        f"| {ours['test_loss_mean']:{fmt}} / {ref['test_loss_mean']:{fmt}} "
+                        f"| {ours['fraction_of_gemm']:.0%} / {ref['fraction_of_gemm']:.0%} |")
+    if "adversarial_autoencoder" in data:
+        d = data["adversarial_autoencoder"]
+        rate, ours = d["updates_per_s"], d.get("reported_variant", d["best_compiled_variant"])
+        rows.append(f"| adversarial autoencoder, 8-D, batch 128 | {rate[ours]:,.1f} "
+                    f"updates/s | {rate['common']:,.1f} updates/s (predict + train_on_batch) "
+                    f"| {d['ratio_compiled_vs_common']:.2f}x | same updates "
+                    f"| {d['fraction_of_gemm']['compiled']:.0%} / {d['fraction_of_gemm']['common']:.0%} |")
+    levers = {k: v for k, v in sorted(data.get("vae_levers", {}).items(), key=lambda kv: not kv[0].startswith("reference"))
+              if "ratio_to_reference" in v}
+    if levers:
+        rows += ["", "Each lever alone on the VAE (`--levers`: median of the rounds, same process):", "",
+                 "| VAE variant | samples/s | vs reference | test loss (nats) |", "|---|---:|---:|---:|"]
+        rows += [f"| {k} | {v['samples_per_second']:,.0f} | {v['ratio_to_reference']:.2f}x "
+                 f"| {v['test_loss_mean']:.2f} |" for k, v in levers.items()]
+    if "adversarial_autoencoder" in data:
+        ratios = data["adversarial_autoencoder"].get("ratio_by_variant", {})
+        if ratios:
+            rows += ["", "Adversarial autoencoder variants, updates/s relative to the common pattern: "
+                     + ", ".join(f"{k.replace('compiled_', '')} {v:.2f}x" for k, v in ratios.items())
+                     + " (spe = steps_per_execution, xla = jit_compile, bf16 = mixed_bfloat16)."]
+    machine = data.get("machine") or data.get("adversarial_autoencoder", {}).get("machine")
+    if machine:
+        rows += ["", f"Measured by `make benchmark` on {machine['cpu']} ({machine['cores']} cores), "
+                     f"TensorFlow {machine['tensorflow']}, Keras {machine['keras']}."]
+    return "\n".join(rows) + "\n"
+
+
+def update_readme_speed(json_path, readme=ROOT / "README.md"):
+    """Rewrite the README's generated speed block from `json_path`."""
+    from aae.reproduce import update_readme_block
+
+    return update_readme_block(speed_table(json.loads(Path(json_path).read_text())), readme, name="speed")

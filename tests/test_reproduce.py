@@ -143,3 +143,30 @@ def test_clean_outputs(tmp_path):
     outs = nbformat.read(tmp_path / "n.ipynb", as_version=4).cells[0].outputs
     assert [(o.name, o.text) for o in outs] == [("stdout", "Epoch 1/2\n 4/4 bar\n"),
                                                 ("stderr", "UserWarning: real one\n")]
+
+
+def test_readme_blocks_are_replaced_between_their_markers_only(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nmiddle\n"
+                      "<!-- speed:start -->\nold speed\n<!-- speed:end -->\nend\n")
+    assert reproduce.update_readme_block("| new |\n", readme)
+    assert reproduce.update_readme_block("| fast |\n", readme, name="speed")
+    assert readme.read_text() == ("intro\n<!-- results:start -->\n| new |\n<!-- results:end -->\nmiddle\n"
+                                  "<!-- speed:start -->\n| fast |\n<!-- speed:end -->\nend\n")
+    # no markers for that name: the file is left exactly as it was
+    before = readme.read_text()
+    assert not reproduce.update_readme_block("x", readme, name="absent")
+    assert readme.read_text() == before
+
+
+def test_speed_table_reads_the_benchmark_file():
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.common import speed_table
+
+    side = {"samples_per_second": 1000.0, "test_loss_mean": 150.0, "fraction_of_gemm": 0.25}
+    data = {"vae": {"ours": {**side, "samples_per_second": 2500.0}, "reference": side, "speedup": 2.5},
+            "machine": {"cpu": "Test CPU", "cores": 2, "tensorflow": "t", "keras": "k"}}
+    table = speed_table(data)
+    assert "| 2,500 samples/s | 1,000 samples/s | 2.50x | 150.00 / 150.00 | 25% / 25% |" in table
+    assert "Test CPU (2 cores)" in table and "autoencoder" not in table
