@@ -14,7 +14,7 @@ from keras import layers, ops
 
 from .layers import Sampling
 from .losses import bce_sum_from_logits, check_positive_int
-from .models import decode_batched
+from .models import _Tracked, decode_batched
 
 __all__ = ["AdversarialAutoencoder", "aae_encoder", "aae_decoder", "aae_discriminator",
            "POSTERIORS"]
@@ -71,7 +71,7 @@ def aae_discriminator(latent_dim=8, hidden=(512, 256), n_classes=0, name="discri
     return keras.Model(z, logit, name=name)
 
 
-class AdversarialAutoencoder(keras.Model):
+class AdversarialAutoencoder(_Tracked):
     """Adversarial autoencoder: reconstruction phase, then discriminator and generator phases.
 
     encoder: x (n, 784) -> code, or [z_mean, z_log_var] when `posterior="gaussian"`.
@@ -81,6 +81,8 @@ class AdversarialAutoencoder(keras.Model):
     Reconstruction loss is BCE *summed* over pixels (nats per image, comparable with the VAE);
     each phase has its own Adam optimizer, so the loss scales of the phases do not interact.
     """
+
+    tracked = ("reconstruction_loss", "discriminator_loss", "discriminator_accuracy", "generator_loss")
 
     def __init__(self, encoder, decoder, discriminator, prior, posterior="deterministic",
                  supervised=False, seed=None, **kwargs):
@@ -114,9 +116,6 @@ class AdversarialAutoencoder(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         # A different seed for the posterior noise, so it is not the prior's noise stream again.
         self.sampling = Sampling(seed=None if seed is None else seed + 1, name="sampling")
-        names = ("reconstruction_loss", "discriminator_loss", "discriminator_accuracy",
-                 "generator_loss")
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True  # the three networks arrive built; nothing is created on first call
 
     def compile(self, ae_optimizer=None, d_optimizer=None, g_optimizer=None, **kwargs):
@@ -131,10 +130,6 @@ class AdversarialAutoencoder(keras.Model):
         self.ae_optimizer = ae_optimizer or keras.optimizers.Adam(2e-3)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(1e-3)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-3)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def _code(self, x, training):
         """Code used for training: the encoder output, or a reparameterised posterior draw."""
@@ -188,11 +183,6 @@ class AdversarialAutoencoder(keras.Model):
             self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
         return {"reconstruction_loss": rec, "discriminator_loss": d_loss,
                 "discriminator_accuracy": d_acc, "generator_loss": g_loss}
-
-    def _update(self, values):
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)

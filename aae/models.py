@@ -88,8 +88,8 @@ def decode_batched(decoder, z, batch_size=4096):
     return np.concatenate(out) if out else np.zeros((0, decoder.output_shape[-1]), "float32")
 
 
-class _LossTracking(keras.Model):
-    """Shared plumbing: named `keras.metrics.Mean` trackers and a tape-based step."""
+class _Tracked(keras.Model):
+    """Named `keras.metrics.Mean` trackers, one per name in `tracked`, shown in the progress bar."""
 
     tracked = ("loss",)
 
@@ -101,14 +101,18 @@ class _LossTracking(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def losses_for(self, x, training):
-        """Return a dict of scalar losses; must include "loss", the one that is minimised."""
-        raise NotImplementedError
-
     def _update(self, terms):
         for name, value in terms.items():
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
+
+
+class _LossTracking(_Tracked):
+    """Shared plumbing: one-loss tape-based step over `losses_for`, on top of `_Tracked`."""
+
+    def losses_for(self, x, training):
+        """Return a dict of scalar losses; must include "loss", the one that is minimised."""
+        raise NotImplementedError
 
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
