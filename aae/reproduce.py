@@ -149,9 +149,6 @@ def machine_info():
             "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
-
-
 def update_readme_block(table, readme=ROOT / "README.md", name="results"):
     """Replace the generated block between `<!-- name:start -->` and `<!-- name:end -->` in
     README.md, if it has them; returns whether it did."""
