@@ -1,13 +1,14 @@
 """Shared pieces of the benchmark scripts: machine description and the float32 GEMM rate."""
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from aae.files import atomic_path
 from aae.reproduce import machine_info  # noqa: F401  (re-exported for the scripts)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,9 +62,21 @@ def update_json(path, key, value):
     path = Path(path)
     data = json.loads(path.read_text()) if path.exists() else {}
     data[key] = value
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def dtype_policy(precision):
+    """Build models under `aae.models.set_precision(precision)`, then restore float32: the policy
+    is global, and must not leak into the other side of a comparison."""
+    from aae.models import set_precision
+
+    set_precision(precision)
+    try:
+        yield
+    finally:
+        set_precision("float32")
 
 
 def speed_table(data):

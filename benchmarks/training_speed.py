@@ -28,7 +28,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from common import ROOT, dense_train_flops, gemm_gflops, machine_info, update_json, update_readme_speed
+from common import (ROOT, dense_train_flops, dtype_policy, gemm_gflops, machine_info, update_json,
+                    update_readme_speed)
 from aae.data import load_mnist
 from aae.layers import Sampling
 from aae.models import VAE, Autoencoder, mlp_decoder, mlp_encoder, set_precision
@@ -74,11 +75,8 @@ def reference_ae(seed):
 def _ours(build, seed, spe, precision, compile_kw):
     """Build with the notebooks' settings: dtype policy from `set_precision`, steps_per_execution."""
     keras.utils.set_random_seed(seed)
-    set_precision(precision)
-    try:
+    with dtype_policy(precision):
         model = build(seed)
-    finally:
-        set_precision("float32")  # the policy is global: never leak it into the reference
     model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe, **compile_kw)
     return model, False
 
