@@ -120,7 +120,8 @@ class AdversarialAutoencoder(_Tracked):
 
     def compile(self, ae_optimizer=None, d_optimizer=None, g_optimizer=None, **kwargs):
         """One optimizer per phase; None gives Adam(2e-3) for the autoencoder, Adam(1e-3) for
-        discriminator and generator (notebook 04's settings). kwargs go to keras.Model.compile.
+        discriminator and generator (notebook 04's settings for its 8-D model; its 2-D models use
+        1e-3 for the autoencoder). kwargs go to keras.Model.compile.
 
         A generator rate well below the autoencoder's lets reconstruction win: the codes then
         drift off the prior (both phases move the encoder by about their learning rate per step).
