@@ -4,17 +4,18 @@ An autoencoder whose codes are pushed towards a chosen prior by a discriminator 
 prior samples from codes. Every batch runs the paper's two phases inside one compiled
 `train_step`: (1) reconstruction, updating encoder + decoder; (2) regularisation, first the
 discriminator (prior samples = 1, codes = 0), then the encoder as generator, to fool it.
+The phases are written once with `keras.ops`; `aae.phases` runs them on any backend.
 """
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers, ops
 
 from .layers import Sampling
 from .losses import bce_sum_from_logits, check_positive_int
-from .models import _Tracked, decode_batched
+from .models import decode_batched
+from .phases import PhasedModel
 
 __all__ = ["AdversarialAutoencoder", "aae_encoder", "aae_decoder", "aae_discriminator",
            "POSTERIORS"]
@@ -71,7 +72,7 @@ def aae_discriminator(latent_dim=8, hidden=(512, 256), n_classes=0, name="discri
     return keras.Model(z, logit, name=name)
 
 
-class AdversarialAutoencoder(_Tracked):
+class AdversarialAutoencoder(PhasedModel):
     """Adversarial autoencoder: reconstruction phase, then discriminator and generator phases.
 
     encoder: x (n, 784) -> code, or [z_mean, z_log_var] when `posterior="gaussian"`.
@@ -127,10 +128,26 @@ class AdversarialAutoencoder(_Tracked):
         drift off the prior (both phases move the encoder by about their learning rate per step).
         On the 8-D MNIST model, beta_1 = 0.9 gave better Parzen scores than the GAN habit of 0.5.
         """
-        super().compile(**kwargs)
-        self.ae_optimizer = ae_optimizer or keras.optimizers.Adam(2e-3)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(1e-3)
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-3)
+        self.compile_phases({"reconstruction": ae_optimizer or keras.optimizers.Adam(2e-3),
+                             "discriminator": d_optimizer or keras.optimizers.Adam(1e-3),
+                             "generator": g_optimizer or keras.optimizers.Adam(1e-3)}, **kwargs)
+
+    @property
+    def ae_optimizer(self):
+        return self.optimizer["reconstruction"]
+
+    @property
+    def d_optimizer(self):
+        return self.optimizer["discriminator"]
+
+    @property
+    def g_optimizer(self):
+        return self.optimizer["generator"]
+
+    def phase_variables(self):
+        return {"reconstruction": self.encoder.trainable_weights + self.decoder.trainable_weights,
+                "discriminator": self.discriminator.trainable_weights,
+                "generator": self.encoder.trainable_weights}
 
     def _code(self, x, training):
         """Code used for training: the encoder output, or a reparameterised posterior draw."""
@@ -140,8 +157,8 @@ class AdversarialAutoencoder(_Tracked):
     def _with_label(self, z, onehot):
         return z if onehot is None else ops.concatenate([z, onehot], axis=-1)
 
-    def _phases(self, x, y, training):
-        """Run the three updates (when `training`) and return the four tracked values."""
+    def phases(self, x, y, step, training):
+        """The three updates of one batch (`step` runs each); returns the four tracked values."""
         onehot = None
         if self.supervised:
             if y is None:
@@ -151,47 +168,38 @@ class AdversarialAutoencoder(_Tracked):
         n = ops.shape(x)[0]
 
         # (1) Reconstruction phase: encoder + decoder minimise BCE (nats per image).
-        ae_vars = self.encoder.trainable_weights + self.decoder.trainable_weights
-        with tf.GradientTape() as tape:
+        def reconstruction():
             z = self._code(x, training)
-            rec = ops.mean(bce_sum_from_logits(x, self.decoder(z, training=training)))
-        if training:
-            self.ae_optimizer.apply_gradients(zip(tape.gradient(rec, ae_vars), ae_vars))
+            return ops.mean(bce_sum_from_logits(x, self.decoder(z, training=training))), z
+
+        rec, z = step("reconstruction", reconstruction)
 
         # (2a) Discriminator: prior samples are "real" (1), codes "fake" (0). The codes from
         # phase 1 are reused (one encoder pass fewer); both halves go through D in one call.
         z_prior = self.prior.sample_tensor(n, self.seed_generator, labels=y if self.supervised else None)
         d_in = ops.concatenate([self._with_label(z_prior, onehot),
                                 self._with_label(ops.stop_gradient(z), onehot)], axis=0)
-        d_vars = self.discriminator.trainable_weights
-        with tf.GradientTape() as tape:
+
+        def discriminator():
             logits = self.discriminator(d_in, training=training)
             real, fake = logits[:n], logits[n:]
             # BCE from logits averaged over both halves: log 2 = 0.693 at chance.
             d_loss = 0.5 * (ops.mean(ops.softplus(-real)) + ops.mean(ops.softplus(fake)))
-        if training:
-            self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
-        d_acc = 0.5 * (ops.mean(ops.cast(real > 0, "float32"))
-                       + ops.mean(ops.cast(fake < 0, "float32")))
+            accuracy = 0.5 * (ops.mean(ops.cast(real > 0, "float32"))
+                              + ops.mean(ops.cast(fake < 0, "float32")))
+            return d_loss, accuracy
+
+        d_loss, d_acc = step("discriminator", discriminator)
 
         # (2b) Generator: the encoder makes D call its codes "real" (non-saturating loss).
-        g_vars = self.encoder.trainable_weights
-        with tf.GradientTape() as tape:
+        def generator():
             z = self._code(x, training)
-            g_loss = ops.mean(ops.softplus(-self.discriminator(self._with_label(z, onehot),
-                                                              training=training)))
-        if training:
-            self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+            logits = self.discriminator(self._with_label(z, onehot), training=training)
+            return ops.mean(ops.softplus(-logits)), None
+
+        g_loss, _ = step("generator", generator)
         return {"reconstruction_loss": rec, "discriminator_loss": d_loss,
                 "discriminator_accuracy": d_acc, "generator_loss": g_loss}
-
-    def train_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update(self._phases(x, y, training=True))
-
-    def test_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update(self._phases(x, y, training=False))
 
     def call(self, x, training=False):
         """Pixel logits of the reconstructions (the posterior mean for a Gaussian posterior)."""

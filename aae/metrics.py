@@ -27,32 +27,28 @@ def iwae_log_likelihood(encoder, decoder, x, k=1000, batch_size=20, seed=0):
 
     log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x); tighter as k grows.
     `encoder` returns [z_mean, z_log_var]; `decoder` returns pixel logits; x: (n, 784) in [0, 1].
+    Any Keras backend; the noise comes from `keras.random` seeded by `seed`, so each backend
+    draws its own stream (same estimate up to Monte Carlo error).
     """
-    import tensorflow as tf
+    from keras import ops, random
 
     log2pi = math.log(2 * math.pi)
-    gen = tf.random.Generator.from_seed(seed)
-
-    @tf.function(reduce_retracing=True)
-    def bound(xb, eps):
-        mean, log_var = encoder(xb, training=False)                     # (b, d)
-        z = mean[:, None] + tf.exp(0.5 * log_var)[:, None] * eps         # (b, k, d)
-        d = tf.shape(z)[-1]
-        logits = tf.reshape(decoder(tf.reshape(z, (-1, d)), training=False),
-                            (tf.shape(z)[0], k, -1))
-        log_px_z = -tf.reduce_sum(tf.nn.softplus(logits) - xb[:, None] * logits, -1)
-        log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log2pi, -1)
-        log_qz = -0.5 * tf.reduce_sum(tf.square(eps) + log_var[:, None] + log2pi, -1)
-        return tf.reduce_logsumexp(log_px_z + log_pz - log_qz, axis=1) - math.log(k)
-
+    seed_generator = random.SeedGenerator(seed)
     x = np.asarray(x, dtype="float32")
-    latent_dim = encoder.output_shape[0][-1]
     out = []
     for i in range(0, len(x), batch_size):
-        xb = tf.constant(x[i:i + batch_size])
-        eps = gen.normal((xb.shape[0], k, latent_dim))
-        out.append(bound(xb, eps).numpy())
-    return np.concatenate(out)
+        xb = ops.convert_to_tensor(x[i:i + batch_size])
+        mean, log_var = encoder(xb, training=False)                      # (b, d)
+        b, d = mean.shape
+        eps = random.normal((b, k, d), seed=seed_generator)
+        z = mean[:, None] + ops.exp(0.5 * log_var)[:, None] * eps         # (b, k, d)
+        logits = ops.reshape(decoder(ops.reshape(z, (b * k, d)), training=False), (b, k, -1))
+        log_px_z = -ops.sum(ops.softplus(logits) - xb[:, None] * logits, axis=-1)
+        log_pz = -0.5 * ops.sum(ops.square(z) + log2pi, axis=-1)
+        log_qz = -0.5 * ops.sum(ops.square(eps) + log_var[:, None] + log2pi, axis=-1)
+        bound = ops.logsumexp(log_px_z + log_pz - log_qz, axis=1) - math.log(k)
+        out.append(ops.convert_to_numpy(bound))
+    return np.concatenate(out) if out else np.zeros((0,), "float32")
 
 
 def _jsonable(value):
@@ -68,10 +64,13 @@ def _jsonable(value):
 
 
 def write_metrics(name, metrics, parameters, results_dir="results"):
-    """Write `<results_dir>/metrics/<name>.json` holding the metrics and the parameters used."""
+    """Write `<results_dir>/metrics/<name>.json` holding the metrics, the parameters used and
+    where they were measured (`aae.runtime.runtime_info()`: backend, versions, device)."""
+    from .runtime import runtime_info
+
     path = Path(results_dir) / "metrics" / f"{name}.json"
-    text = json.dumps({"metrics": _jsonable(metrics), "parameters": _jsonable(parameters)},
-                      indent=2, sort_keys=True, allow_nan=False)
+    text = json.dumps({"metrics": _jsonable(metrics), "parameters": _jsonable(parameters),
+                       "runtime": runtime_info()}, indent=2, sort_keys=True, allow_nan=False)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
     return path

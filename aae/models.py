@@ -1,49 +1,21 @@
-"""Model builders and training models (custom `train_step`) for the notebooks.
+"""Model builders and training models for the notebooks: the VAE and the autoencoders.
+
+Their losses are one number each, so they override `compute_loss` and Keras's own `train_step`
+takes the gradients on TensorFlow, JAX and PyTorch alike.
 
 Decoders output *logits*: the losses work from logits (one fused, stable pass), and
 `decode()` applies the sigmoid when images are wanted.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import keras
-import tensorflow as tf
 from keras import layers, ops
 
 from .layers import Sampling
 from .losses import bce_mean_from_logits, bce_sum_from_logits, check_positive_int, gaussian_kl
 
-__all__ = ["mlp_encoder", "mlp_decoder", "VAE", "Autoencoder", "decode_batched",
-           "set_precision", "cpu_has_bf16"]
-
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-
-
-def cpu_has_bf16():
-    """True if the CPU does bfloat16 dot products natively (AVX512-BF16 or AMX)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def set_precision(precision="auto"):
-    """Set Keras's global dtype policy before building models; returns the policy's name.
-
-    "auto" picks "mixed_bfloat16" (bfloat16 arithmetic, float32 weights and outputs) on a CPU-only
-    machine whose CPU has native bfloat16, where the dense models train faster at the same test
-    loss (measured by benchmarks/training_speed.py --levers), and "float32" everywhere else.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        gpu = bool(tf.config.list_physical_devices("GPU"))
-        precision = "mixed_bfloat16" if cpu_has_bf16() and not gpu else "float32"
-    keras.mixed_precision.set_global_policy(precision)
-    return precision
+__all__ = ["mlp_encoder", "mlp_decoder", "VAE", "Autoencoder", "decode_batched"]
 
 
 def mlp_encoder(original_dim=784, intermediate_dim=512, latent_dim=2, variational=True,
@@ -89,48 +61,45 @@ def decode_batched(decoder, z, batch_size=4096):
 
 
 class _Tracked(keras.Model):
-    """Named `keras.metrics.Mean` trackers, one per name in `tracked`, shown in the progress bar."""
+    """Named `keras.metrics.Mean` trackers, one per name in `tracked`, shown in the progress bar.
 
-    tracked = ("loss",)
+    Each is updated with the batch size as its weight, as Keras weights its own "loss" tracker,
+    so a term's epoch mean and the loss's agree over a short last batch too.
+    """
+
+    tracked = ()
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        # Attributes, not an overridden `metrics` property: Keras then lists them after its own
+        # loss tracker, and resets all of them every epoch.
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.tracked}
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def _update(self, terms):
+    def _update(self, terms, batch_size):
         for name, value in terms.items():
-            self.trackers[name].update_state(value)
+            if name in self.trackers:
+                self.trackers[name].update_state(value, sample_weight=batch_size)
         return {name: t.result() for name, t in self.trackers.items()}
 
 
-class _LossTracking(_Tracked):
-    """Shared plumbing: one-loss tape-based step over `losses_for`, on top of `_Tracked`."""
+class _LossModel(_Tracked):
+    """A model whose loss is one number: Keras's own `train_step` takes the gradients on every
+    backend; `compute_loss` adds up `loss_terms` and records each term in its tracker."""
 
-    def losses_for(self, x, training):
-        """Return a dict of scalar losses; must include "loss", the one that is minimised."""
+    def loss_terms(self, x, y_pred):
+        """Dict of scalar terms from the batch x and `call`'s output; "loss" is minimised."""
         raise NotImplementedError
 
-    def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            terms = self.losses_for(x, training=True)
-        grads = tape.gradient(terms["loss"], self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._update(terms)
-
-    def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update(self.losses_for(x, training=False))
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        terms = self.loss_terms(x, y_pred)
+        self._update(terms, ops.shape(x)[0])
+        return terms["loss"]
 
 
-class VAE(_LossTracking):
+class VAE(_LossModel):
     """Variational autoencoder; loss = BCE summed over pixels + Gaussian KL (nats per image)."""
 
-    tracked = ("loss", "reconstruction_loss", "kl_loss")
+    tracked = ("reconstruction_loss", "kl_loss")
 
     def __init__(self, encoder, decoder, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -138,14 +107,14 @@ class VAE(_LossTracking):
         self.sampling = Sampling(seed=seed, name="sampling")
 
     def call(self, x, training=False):
-        z_mean, z_log_var = self.encoder(x, training=training)
-        return self.decoder(self.sampling([z_mean, z_log_var]), training=training)
-
-    def losses_for(self, x, training):
+        """What the loss needs: the posterior's parameters and the logits of a sampled code."""
         z_mean, z_log_var = self.encoder(x, training=training)
         logits = self.decoder(self.sampling([z_mean, z_log_var]), training=training)
-        rec = ops.mean(bce_sum_from_logits(x, logits))
-        kl = ops.mean(gaussian_kl(z_mean, z_log_var))
+        return {"z_mean": z_mean, "z_log_var": z_log_var, "logits": logits}
+
+    def loss_terms(self, x, y_pred):
+        rec = ops.mean(bce_sum_from_logits(x, y_pred["logits"]))
+        kl = ops.mean(gaussian_kl(y_pred["z_mean"], y_pred["z_log_var"]))
         return {"loss": rec + kl, "reconstruction_loss": rec, "kl_loss": kl}
 
     def encode(self, x, batch_size=4096):
@@ -157,15 +126,16 @@ class VAE(_LossTracking):
         return decode_batched(self.decoder, z)
 
 
-class Autoencoder(_LossTracking):
+class Autoencoder(_LossModel):
     """Deterministic autoencoder; loss = BCE averaged over pixels + code penalty + weight decay.
 
     `code_penalty` is any callable on the code batch (e.g. `aae.losses.KLSparsity`); it is
     added explicitly rather than as a Keras activity regularizer, whose batch scaling
-    changed between Keras versions.
+    changed between Keras versions. Weight decay comes from the layers' kernel regularizers
+    through `self.losses`, which every backend's trainer evaluates at the current weights.
     """
 
-    tracked = ("loss", "reconstruction_loss", "penalty")
+    tracked = ("reconstruction_loss", "penalty")
 
     def __init__(self, encoder, decoder, code_penalty=None, **kwargs):
         super().__init__(**kwargs)
@@ -173,17 +143,17 @@ class Autoencoder(_LossTracking):
         self.code_penalty = code_penalty
 
     def call(self, x, training=False):
-        return self.decoder(self.encoder(x, training=training), training=training)
-
-    def losses_for(self, x, training):
+        """What the loss needs: the code and the pixel logits of its reconstruction."""
         code = self.encoder(x, training=training)
-        logits = self.decoder(code, training=training)
-        rec = ops.mean(bce_mean_from_logits(x, logits))
+        return {"code": code, "logits": self.decoder(code, training=training)}
+
+    def loss_terms(self, x, y_pred):
+        rec = ops.mean(bce_mean_from_logits(x, y_pred["logits"]))
         penalty = ops.zeros(())
         if self.code_penalty is not None:
-            penalty = penalty + self.code_penalty(code)
-        if self.encoder.losses or self.decoder.losses:  # weight decay
-            penalty = penalty + ops.sum(ops.stack(self.encoder.losses + self.decoder.losses))
+            penalty = penalty + self.code_penalty(y_pred["code"])
+        if self.losses:  # weight decay
+            penalty = penalty + ops.sum(ops.stack([ops.cast(l, "float32") for l in self.losses]))
         return {"loss": rec + penalty, "reconstruction_loss": rec, "penalty": penalty}
 
     def encode(self, x, batch_size=4096):

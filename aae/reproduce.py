@@ -2,6 +2,8 @@
 
 Full runs write figures and metrics into results/ and the executed notebooks back into
 notebooks/; `--quick` runs the same notebooks with small settings into a separate folder.
+`--backend` picks the Keras backend the notebooks' kernels run on (else $KERAS_BACKEND, else
+TensorFlow); every notebook records the backend and device in its metrics JSON.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import sys
@@ -122,9 +123,7 @@ def write_summary(results_dir, rows, quick):
         lines.append(f"| {name} | {seconds:.0f} | {shown} |")
     total = sum(r[1] for r in rows)
     lines.append(f"| **total** | {total:.0f} ({total / 60:.1f} min) | |")
-    m = machine_info()
-    lines += ["", f"Measured on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
-                  f"TensorFlow {m['tensorflow']}, Keras {m['keras']}."]
+    lines += ["", measured_on([_runtime(results_dir, name) for name, *_ in rows])]
     for name, *_ in rows:  # sentences a notebook wrote from its own numbers
         answers = _metrics(results_dir, name).get("answer", {})
         lines += ["", *(f"- {text}" for text in answers.values())] if answers else []
@@ -134,19 +133,24 @@ def write_summary(results_dir, rows, quick):
     return text
 
 
-def machine_info():
-    """CPU model, core count and library versions: where a timing was measured."""
-    import keras
-    import tensorflow as tf
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": tf.__version__, "keras": keras.__version__}
+
+def _runtime(results_dir, name):
+    path = Path(results_dir) / "metrics" / f"{name}.json"
+    return json.loads(path.read_text()).get("runtime") if path.exists() else None
+
+
+def measured_on(runtimes):
+    """One sentence naming the backend(s), versions and device(s) the numbers came from."""
+    seen = []
+    for r in runtimes:
+        if r:
+            text = (f"{r['device']}, {BACKEND_NAMES.get(r['backend'], r['backend'])} "
+                    f"{r['backend_version']}, Keras {r['keras']}, Python {r['python']}")
+            if text not in seen:
+                seen.append(text)
+    return ("Measured on " + "; ".join(seen) + ".") if seen else "Where measured: not recorded."
 
 
 def update_readme_block(table, readme=ROOT / "README.md", name="results"):
@@ -166,15 +170,30 @@ def update_readme_block(table, readme=ROOT / "README.md", name="results"):
     return True
 
 
+def use_backend(backend):
+    """Make the notebooks' kernels use Keras backend `backend` (None: leave $KERAS_BACKEND)."""
+    if backend is None:
+        return os.environ.get("KERAS_BACKEND", "tensorflow")
+    from .runtime import check_backend
+
+    try:
+        os.environ["KERAS_BACKEND"] = check_backend(backend)
+    except ValueError as exc:
+        raise ReproduceError(str(exc)) from None
+    return backend
+
+
 def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_dir=None,
-        progress=True, log=print):
+        progress=True, log=print, backend=None):
     """Execute the selected notebooks in order; return [(name, seconds, headline)].
 
     Raises ReproduceError naming the notebook and cell when one fails; notebooks that
-    finished before keep their outputs.
+    finished before keep their outputs. `backend` sets KERAS_BACKEND for the kernels.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
+
+    backend = use_backend(backend)
 
     notebooks = select(discover(notebooks_dir), only)
     overrides = dict(overrides or {})
@@ -198,7 +217,7 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
         if "results_dir" in params_of[name]:
             params["results_dir"] = str(results_dir)
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if k != "results_dir")
-        log(f"[{i}/{len(notebooks)}] {name} ({path.name}){' with ' + shown if shown else ''}")
+        log(f"[{i}/{len(notebooks)}] {name} ({path.name}) on {backend}{' with ' + shown if shown else ''}")
         # Execute into a temporary file; only a finished run replaces the notebook.
         fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{path.stem}-", dir=results_dir)
         os.close(fd)
@@ -328,12 +347,14 @@ def main(argv=None):
     rep.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE", default=[],
                      help="override a parameter in every notebook that has it")
     rep.add_argument("--output-dir", type=Path, help="where figures and metrics go")
+    rep.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                     help="Keras backend for the notebooks (default: $KERAS_BACKEND, else tensorflow)")
     rep.add_argument("--no-progress", action="store_true",
                      help="do not show each cell and its output as the notebooks run")
     args = parser.parse_args(argv)
     try:
         run(only=args.only, quick=args.quick, overrides=parse_overrides(args.parameter),
-            output_dir=args.output_dir, progress=not args.no_progress)
+            output_dir=args.output_dir, progress=not args.no_progress, backend=args.backend)
     except ReproduceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

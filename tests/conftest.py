@@ -8,12 +8,16 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 ROOT = Path(__file__).resolve().parent.parent
 
+import keras  # noqa: E402  (after the environment above; KERAS_BACKEND picks the backend)
+
 # Deterministic kernels, so same-seed runs differ as little as TensorFlow allows. It does not
 # make two trainings in one process bit-identical on every CPU (CI still saw 541.77039 vs
 # 541.77032), so in-process checks compare to float32 rounding; across processes they are exact.
-import tensorflow as tf  # noqa: E402
+# JAX and PyTorch on the CPU are deterministic without a switch.
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
 
-tf.config.experimental.enable_op_determinism()
+    tf.config.experimental.enable_op_determinism()
 
 
 @pytest.fixture(scope="session")

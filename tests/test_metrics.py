@@ -57,7 +57,9 @@ def test_write_metrics(tmp_path):
     path = write_metrics("nb", {"elbo": np.float32(1.5), "shares": np.arange(3)}, {"epochs": 2}, tmp_path)
     assert path == tmp_path / "metrics" / "nb.json"
     data = json.loads(path.read_text())
-    assert data == {"metrics": {"elbo": 1.5, "shares": [0, 1, 2]}, "parameters": {"epochs": 2}}
+    assert data["metrics"] == {"elbo": 1.5, "shares": [0, 1, 2]} and data["parameters"] == {"epochs": 2}
+    assert data["runtime"]["backend"] == keras.backend.backend()
+    assert data["runtime"]["keras"] == keras.__version__ and data["runtime"]["device"]
     with pytest.raises(ValueError):
         write_metrics("nb", {"bad": math.nan}, {}, tmp_path)
     assert json.loads(path.read_text()) == data  # a failed write leaves the old file

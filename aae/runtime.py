@@ -1,0 +1,114 @@
+"""Where the numbers come from: the Keras backend, its version, the device, and the precision.
+
+The only module that asks a backend library directly, and only for what Keras does not say:
+the backend's version and the accelerator's name. Everything is imported lazily, so this works
+with whichever one backend is installed.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import platform
+from pathlib import Path
+
+import keras
+
+__all__ = ["BACKENDS", "PRECISIONS", "backend", "accelerator", "cpu_model", "cpu_has_bf16",
+           "runtime_info", "set_precision", "check_backend"]
+
+BACKENDS = ("tensorflow", "jax", "torch")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+# Install lines shown when a backend is missing (the README's install section says the same).
+INSTALL = {"tensorflow": "pip install -r requirements.txt",
+           "jax": "pip install -r requirements-jax.txt",
+           "torch": "pip install -r requirements-torch.txt"}
+
+
+def backend():
+    """The Keras backend in use: "tensorflow", "jax" or "torch"."""
+    return keras.backend.backend()
+
+
+def check_backend(name):
+    """Raise a clear error unless `name` is a Keras backend installed here; returns `name`."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}.")
+    if importlib.util.find_spec(name) is None:
+        raise ValueError(f"the {name} backend is not installed in this Python ({name} cannot be "
+                         f"imported); install it with `{INSTALL[name]}`.")
+    return name
+
+
+def _devices(kind):
+    return [d for d in keras.distribution.list_devices() if d.split(":")[0].lower() == kind]
+
+
+def accelerator():
+    """Name of the first GPU Keras trains on (e.g. "NVIDIA H200"), or None on a CPU-only run."""
+    if not _devices("gpu"):
+        return None
+    name = backend()
+    with contextlib.suppress(Exception):  # the name is a label: never fail a run over it
+        if name == "jax":
+            import jax
+            return jax.devices("gpu")[0].device_kind
+        if name == "torch":
+            import torch
+            return torch.cuda.get_device_name(0)
+        if name == "tensorflow":
+            import tensorflow as tf
+            gpu = tf.config.list_physical_devices("GPU")[0]
+            return tf.config.experimental.get_device_details(gpu).get("device_name", "GPU")
+    return "GPU"
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (else platform.processor())."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_has_bf16():
+    """True if the CPU does bfloat16 dot products natively (AVX512-BF16 or AMX)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _version(module):
+    with contextlib.suppress(Exception):
+        return importlib.import_module(module).__version__
+    return "unknown"
+
+
+def runtime_info():
+    """Backend, versions and device of this process: recorded beside every measured number."""
+    gpu = accelerator()
+    return {"backend": backend(), "backend_version": _version(backend()),
+            "keras": keras.__version__, "python": platform.python_version(),
+            "device": gpu or f"{cpu_model()} ({os.cpu_count()} cores)",
+            "accelerator": gpu is not None}
+
+
+def set_precision(precision="auto"):
+    """Set Keras's global dtype policy before building models; returns the policy's name.
+
+    "auto" picks "mixed_bfloat16" (bfloat16 arithmetic, float32 weights and outputs) only where
+    it was measured faster at the same test loss (`benchmarks/training_speed.py --levers`):
+    TensorFlow on a CPU-only machine whose CPU has native bfloat16. JAX on the same CPU ran
+    slower in bfloat16, and no accelerator run measured it faster, so "float32" everywhere else.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        bf16_faster = backend() == "tensorflow" and cpu_has_bf16() and not _devices("gpu")
+        precision = "mixed_bfloat16" if bf16_faster else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    return precision
