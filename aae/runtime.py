@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 
 __all__ = ["BACKENDS", "PRECISIONS", "backend", "accelerator", "cpu_model", "cpu_has_bf16",
-           "runtime_info", "set_precision", "check_backend"]
+           "runtime_info", "set_precision", "check_backend", "compile_options"]
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -112,3 +112,15 @@ def set_precision(precision="auto"):
         precision = "mixed_bfloat16" if bf16_faster else "float32"
     keras.mixed_precision.set_global_policy(precision)
     return precision
+
+
+def compile_options(steps_per_execution=1, jit_compile="auto"):
+    """`model.compile` arguments this backend can use, from the notebooks' settings.
+
+    PyTorch runs one step per call (Keras refuses steps_per_execution > 1 there), and its
+    jit_compile=True means torch.compile, which took longer to compile these small models than
+    to train them, so both are turned off there. TensorFlow and JAX get the values as given.
+    """
+    if backend() == "torch":
+        return {"steps_per_execution": 1, "jit_compile": False}
+    return {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}

@@ -7,27 +7,29 @@ Same networks on both sides: 512-512 LeakyReLU encoder and decoder, 512-256 disc
 alternate within one process, `--repeats` times, and the median rate is reported.
 
     .venv/bin/python benchmarks/aae_speed.py              # full run, writes results/benchmarks.json
+    .venv/bin/python benchmarks/aae_speed.py --backend jax    # the same on JAX
     .venv/bin/python benchmarks/aae_speed.py --repeats 1 --steps 32 --no-write   # smoke test
 
 The compiled side is timed in several variants (steps_per_execution 1 or N, with or without XLA
-`jit_compile`, and bfloat16 arithmetic on CPUs that have it); the headline ratio is the one of
-the variant notebook 04 uses (`NOTEBOOK_VARIANT`), the others are reported beside it.
+`jit_compile` on TensorFlow, and bfloat16 arithmetic on CPUs that have it); the headline ratio is
+the one of the variant notebook 04 uses (`NOTEBOOK_VARIANT`), the others are reported beside it.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import select_backend  # noqa: E402  (sets KERAS_BACKEND before keras)
+
+BACKEND = select_backend()
 
 import numpy as np  # noqa: E402
 
-from aae.models import cpu_has_bf16  # noqa: E402
-
+from aae.runtime import compile_options, cpu_has_bf16  # noqa: E402
 from benchmarks.common import (ROOT, dense_train_flops, dtype_policy, gemm_gflops,  # noqa: E402
                                machine_info, update_json, update_readme_speed)
 
@@ -36,7 +38,8 @@ ENC = [PIXELS, *HIDDEN, LATENT]
 DEC = [LATENT, *HIDDEN, PIXELS]
 DISC = [LATENT, *D_HIDDEN, 1]
 # What notebook 04 uses (jit_compile=True, steps_per_execution=1): the ratio reported is this one's.
-NOTEBOOK_VARIANT = "compiled_spe1_xla"
+# On JAX every step is XLA-compiled anyway; PyTorch gets jit_compile=False (aae.runtime).
+NOTEBOOK_VARIANT = "compiled_spe1" if BACKEND == "torch" else "compiled_spe1_xla"
 
 
 def forward_flops(sizes, batch):
@@ -68,7 +71,7 @@ def build_compiled(steps_per_execution, jit_compile, precision="float32", seed=0
         model = AdversarialAutoencoder(aae_encoder(LATENT, HIDDEN), aae_decoder(LATENT, HIDDEN),
                                        aae_discriminator(LATENT, D_HIDDEN), GaussianPrior(LATENT),
                                        seed=seed)
-    model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+    model.compile(**compile_options(steps_per_execution, jit_compile))
     return model
 
 
@@ -123,31 +126,10 @@ def check_common_freezes_disc(nets, x, rng):
     assert not all(np.array_equal(a, b) for a, b in zip(w, disc.get_weights())), "D frozen"
 
 
-def chained_gemm_gflops(m=BATCH, k=PIXELS, n=512, inner=50, seconds=2.0):
-    """GEMM rate with a distinct right-hand matrix per product, so no product can be merged."""
-    import tensorflow as tf
-
-    # Variables, not captured constants: Grappler may constant-fold a product of constants.
-    a = tf.Variable(tf.random.normal((m, k)))
-    bs = [tf.Variable(tf.random.normal((k, n))) for _ in range(inner)]
-
-    @tf.function
-    def run():
-        acc = tf.zeros((m, n))
-        for b in bs:
-            acc += tf.matmul(a, b)
-        return acc
-
-    run().numpy()
-    calls, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        run().numpy()
-        calls += 1
-    return 2.0 * m * k * n * inner * calls / (time.perf_counter() - t0) / 1e9
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                   help="Keras backend for both sides (default: $KERAS_BACKEND, else tensorflow)")
     p.add_argument("--repeats", type=int, default=5, help="alternating rounds (median reported)")
     p.add_argument("--steps", type=int, default=128, help="updates per round and side")
     p.add_argument("--steps-per-execution", type=int, default=32,
@@ -161,11 +143,14 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     x = (rng.uniform(size=(steps * BATCH, PIXELS)) < 0.13).astype("float32")  # MNIST-like ink
     # The levers tried: several batches per compiled call, and XLA compilation of the step.
-    sides = {f"compiled_spe{k}{'_xla' if jit else ''}": build_compiled(k, jit)
-             for jit in ([False] if args.no_xla else [False, True]) for k in (1, spe)}
+    # JAX compiles every step with XLA (jit_compile=False would run it op by op); PyTorch runs
+    # one step per call, eagerly. Only TensorFlow has both choices to time.
+    jits = {"tensorflow": [False] if args.no_xla else [False, True], "jax": [True]}.get(BACKEND, [False])
+    spes = [1] if BACKEND == "torch" else [1, spe]
+    sides = {f"compiled_spe{k}{'_xla' if jit else ''}": build_compiled(k, jit) for jit in jits for k in spes}
     if cpu_has_bf16():  # bfloat16 arithmetic, float32 weights, codes and losses
         sides.update({f"compiled_spe1{'_xla' if jit else ''}_bf16": build_compiled(1, jit, "mixed_bfloat16")
-                      for jit in ([False] if args.no_xla else [False, True])})
+                      for jit in jits})
     common = build_common()
     check_common_freezes_disc(common, x, rng)
     for model in sides.values():  # trace and warm up
@@ -181,7 +166,7 @@ def main(argv=None):
             f"{k} {v[-1]:.1f}/s" for k, v in rates.items()), flush=True)
     med = {k: float(np.median(v)) for k, v in rates.items()}
 
-    gemm, gemm_chain = gemm_gflops(), chained_gemm_gflops()
+    gemm, gemm_chain = gemm_gflops(), gemm_gflops(distinct_right=True)
     fast = NOTEBOOK_VARIANT if NOTEBOOK_VARIANT in sides else max(sides, key=med.get)
     gf_fast = med[fast] * flops_compiled() / 1e9
     gf_common = med["common"] * flops_common() / 1e9
@@ -209,7 +194,7 @@ def main(argv=None):
           f"chained GEMM {gemm_chain:.1f} -> {gf_fast / gemm_chain:.1%} / {gf_common / gemm_chain:.1%}")
     if not args.no_write:
         path = ROOT / "results" / "benchmarks.json"
-        update_json(path, "adversarial_autoencoder", result)
+        update_json(path, BACKEND, "adversarial_autoencoder", result)
         update_readme_speed(path)
         print(f"wrote {path}")
     return result

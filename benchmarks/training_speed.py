@@ -9,10 +9,12 @@ alternate, several repeats; the script prints samples/s, the ratio, the test los
 and the achieved GFLOP/s as a fraction of this machine's float32 GEMM rate at the first layer's
 shape, and writes it all to results/benchmarks.json.
 
-    python benchmarks/training_speed.py [--epochs 5] [--repeats 3] [--levers]
+    python benchmarks/training_speed.py [--backend jax] [--epochs 5] [--repeats 3] [--levers]
 
-`--levers` also times each lever alone on our VAE (float32 vs bfloat16, steps_per_execution,
-XLA), so the ones that did not help are on record too.
+`--backend` picks the Keras backend (default $KERAS_BACKEND, else TensorFlow); both sides run on
+it, and its results go under its own key in benchmarks.json. `--levers` also times each lever
+alone on our VAE (float32 vs bfloat16, steps_per_execution, XLA where the backend has a choice),
+so the ones that did not help are on record too.
 """
 from __future__ import annotations
 
@@ -24,15 +26,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 
-import keras
-import numpy as np
-from keras import layers, ops
+from common import select_backend  # noqa: E402  (sets KERAS_BACKEND before keras is imported)
 
-from common import (ROOT, dense_train_flops, dtype_policy, gemm_gflops, machine_info, update_json,
-                    update_readme_speed)
-from aae.data import load_mnist
-from aae.layers import Sampling
-from aae.models import VAE, Autoencoder, mlp_decoder, mlp_encoder, set_precision
+BACKEND = select_backend()
+
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+from common import (ROOT, dense_train_flops, dtype_policy, gemm_gflops, machine_info,  # noqa: E402
+                    update_json, update_readme_speed)
+from aae.data import load_mnist  # noqa: E402
+from aae.layers import Sampling  # noqa: E402
+from aae.models import VAE, Autoencoder, mlp_decoder, mlp_encoder  # noqa: E402
+from aae.runtime import compile_options, set_precision  # noqa: E402
 
 NOTEBOOK_SPE = 32  # steps_per_execution the notebooks use
 
@@ -77,7 +83,8 @@ def _ours(build, seed, spe, precision, compile_kw):
     keras.utils.set_random_seed(seed)
     with dtype_policy(precision):
         model = build(seed)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe, **compile_kw)
+    options = {**compile_options(spe), **compile_kw}
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), **options)
     return model, False
 
 
@@ -146,15 +153,16 @@ def compare(name, ref, ours, sizes, batch_size, x, xt, epochs, repeats, gemm):
 def levers(x, xt, batch_size, epochs, repeats):
     """Each lever alone on our VAE next to the plain reference: `repeats` rounds in one process,
     the order rotated every round, the median rate of each reported with its ratio."""
-    variants = {
-        "reference (plain Keras port)": reference_vae,
-        "float32, steps_per_execution=1": lambda s: ours_vae(s, spe=1, precision="float32"),
-        f"float32, steps_per_execution={NOTEBOOK_SPE}": lambda s: ours_vae(s, precision="float32"),
-        f"float32, steps_per_execution={NOTEBOOK_SPE}, XLA": lambda s: ours_vae(s, precision="float32", jit_compile=True),
-        "mixed_bfloat16, steps_per_execution=1": lambda s: ours_vae(s, spe=1, precision="mixed_bfloat16"),
-        f"mixed_bfloat16, steps_per_execution={NOTEBOOK_SPE}": lambda s: ours_vae(s, precision="mixed_bfloat16"),
-        f"mixed_bfloat16, steps_per_execution={NOTEBOOK_SPE}, XLA": lambda s: ours_vae(s, precision="mixed_bfloat16", jit_compile=True),
-    }
+    # JAX always compiles with XLA; PyTorch runs one step per call (see aae.runtime.compile_options).
+    spes = [1] if BACKEND == "torch" else [1, NOTEBOOK_SPE]
+    xla = [False, True] if BACKEND == "tensorflow" else [False]
+    variants = {"reference (plain Keras port)": reference_vae}
+    for precision in ("float32", "mixed_bfloat16"):
+        for spe in spes:
+            for jit in xla:
+                label = f"{precision}, steps_per_execution={spe}{', XLA' if jit else ''}"
+                variants[label] = (lambda s, p=precision, k=spe, j=jit:
+                                   ours_vae(s, spe=k, precision=p, **({"jit_compile": True} if j else {})))
     names = list(variants)
     rates, losses = {n: [] for n in names}, {n: [] for n in names}
     for r in range(repeats):
@@ -175,6 +183,8 @@ def levers(x, xt, batch_size, epochs, repeats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                        help="Keras backend for both sides (default: $KERAS_BACKEND, else tensorflow)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per training run")
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats per side")
     parser.add_argument("--train-size", type=int, default=None, help="training images (default all)")
@@ -197,7 +207,7 @@ def main(argv=None):
     if args.levers:
         report["vae_levers"] = levers(x, xt, 128, args.lever_epochs, args.repeats)
     for key, value in report.items():
-        update_json(args.output, key, value)
+        update_json(args.output, BACKEND, key, value)
     print(f"written to {args.output}")
     if args.output.resolve() == (ROOT / "results" / "benchmarks.json").resolve():
         update_readme_speed(args.output)

@@ -87,7 +87,7 @@ def test_builders_reject_bad_latent_dim():
 
 
 def test_mixed_precision_outputs_float32(small):
-    from aae.models import set_precision
+    from aae.runtime import set_precision
     x, _ = small
     try:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")

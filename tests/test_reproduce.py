@@ -165,8 +165,13 @@ def test_speed_table_reads_the_benchmark_file():
     from benchmarks.common import speed_table
 
     side = {"samples_per_second": 1000.0, "test_loss_mean": 150.0, "fraction_of_gemm": 0.25}
-    data = {"vae": {"ours": {**side, "samples_per_second": 2500.0}, "reference": side, "speedup": 2.5},
-            "machine": {"cpu": "Test CPU", "cores": 2, "tensorflow": "t", "keras": "k"}}
+    machine = {"device": "Test CPU (2 cores)", "backend_version": "9.9", "keras": "3.x"}
+    data = {"jax": {"vae": {"ours": {**side, "samples_per_second": 2500.0}, "reference": side,
+                            "speedup": 2.5}, "machine": machine},
+            "tensorflow": {"vae": {"ours": side, "reference": side, "speedup": 1.0}}}
     table = speed_table(data)
-    assert "| 2,500 samples/s | 1,000 samples/s | 2.50x | 150.00 / 150.00 | 25% / 25% |" in table
-    assert "Test CPU (2 cores)" in table and "autoencoder" not in table
+    assert "| JAX | 2,500 samples/s | 1,000 samples/s | 2.50x | 150.00 / 150.00 | 25% / 25% |" in table
+    assert "| TensorFlow | 1,000 samples/s | 1,000 samples/s | 1.00x |" in table
+    # TensorFlow's row comes first, whatever the file's order; only measured machines are named
+    assert table.index("| TensorFlow |") < table.index("| JAX |")
+    assert "JAX 9.9 on Test CPU (2 cores)" in table and "Keras 3.x" in table and "autoencoder" not in table
