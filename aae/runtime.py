@@ -42,6 +42,13 @@ def check_backend(name):
 
 
 def _devices(kind):
+    """Keras's names of the devices of `kind` ("gpu", "cpu") the backend sees."""
+    if backend() == "torch":  # Keras has no device listing for PyTorch (3.15): ask torch
+        import torch
+
+        if kind == "gpu":
+            return [f"gpu:{i}" for i in range(torch.cuda.device_count())]
+        return ["cpu:0"] if kind == "cpu" else []
     return [d for d in keras.distribution.list_devices() if d.split(":")[0].lower() == kind]
 
 
