@@ -30,6 +30,7 @@ def check_positive_int(name, value):
 
 def gaussian_kl(z_mean, z_log_var):
     """KL(N(z_mean, exp(z_log_var)) || N(0, I)) summed over latent dims; shape (batch,)."""
+    z_mean, z_log_var = ops.convert_to_tensor(z_mean), ops.convert_to_tensor(z_log_var)
     return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
 
 
@@ -38,18 +39,20 @@ def bce_sum(x, x_prob, eps=1e-7):
 
     Equals mean BCE x `original_dim`. Probabilities are clipped to [eps, 1 - eps] as Keras does.
     """
-    p = ops.clip(x_prob, eps, 1.0 - eps)
+    x, p = ops.convert_to_tensor(x), ops.clip(ops.convert_to_tensor(x_prob), eps, 1.0 - eps)
     return -ops.sum(x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p), axis=-1)
 
 
 def bce_sum_from_logits(x, logits):
     """Binary cross-entropy summed over pixels, from logits (stable, no clipping); (batch,)."""
     # softplus(l) - x * l  ==  -[x log s(l) + (1 - x) log(1 - s(l))]
+    x, logits = ops.convert_to_tensor(x), ops.convert_to_tensor(logits)
     return ops.sum(ops.softplus(logits) - x * logits, axis=-1)
 
 
 def bce_mean_from_logits(x, logits):
     """Binary cross-entropy averaged over pixels, from logits; shape (batch,)."""
+    x, logits = ops.convert_to_tensor(x), ops.convert_to_tensor(logits)
     return ops.mean(ops.softplus(logits) - x * logits, axis=-1)
 
 

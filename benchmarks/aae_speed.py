@@ -122,7 +122,9 @@ def check_common_freezes_disc(nets, x, rng):
     w = [v.copy() for v in disc.get_weights()]
     stacked.train_on_batch(x[:BATCH], [x[:BATCH], np.ones((BATCH, 1), "float32")])
     assert all(np.array_equal(a, b) for a, b in zip(w, disc.get_weights())), "D moved in stacked"
+    disc.trainable = True  # as run_common does before D's own updates (JAX needs it set)
     disc.train_on_batch(encoder.predict(x[:BATCH], verbose=0), np.zeros((BATCH, 1), "float32"))
+    disc.trainable = False
     assert not all(np.array_equal(a, b) for a, b in zip(w, disc.get_weights())), "D frozen"
 
 

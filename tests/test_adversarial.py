@@ -54,11 +54,13 @@ def test_train_step_updates_all_three_networks(posterior):
 def test_discriminator_accuracy_moves():
     # With the encoder frozen (lr 0 for both its phases) its codes stay near the origin, inside
     # the ring of mixture components, so the discriminator learns to tell them from prior
-    # samples: its accuracy climbs from about chance to near 1.
+    # samples: its accuracy climbs from about chance to near 1. How fast depends on where the
+    # random initial encoder puts the codes, which differs per backend: over seeds 0 and 1 the
+    # first epoch scored 0.50-0.75 and the last three 0.92-1.0 on TensorFlow, JAX and PyTorch.
     model = make(MixturePrior(radius=4.0, std=0.5), lrs=(0.0, 3e-3, 0.0))
     x, _ = toy_digits(256)
-    acc = model.fit(x, batch_size=64, epochs=10, verbose=0).history["discriminator_accuracy"]
-    assert acc[0] < 0.75 and acc[-1] > 0.9, acc
+    acc = model.fit(x, batch_size=64, epochs=20, verbose=0).history["discriminator_accuracy"]
+    assert acc[0] < 0.8 and np.mean(acc[-3:]) > 0.9, acc
 
 
 def nearest_component_rate(model, prior, x, y):

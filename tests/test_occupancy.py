@@ -218,7 +218,7 @@ def test_digit_classifier_shapes():
     model = occ.digit_classifier()
     probs = model(np.zeros((3, 784), "float32"))
     assert tuple(probs.shape) == (3, 10)
-    np.testing.assert_allclose(np.asarray(probs).sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(probs).sum(1), 1.0, rtol=1e-5)
     grid = occ.classify_grid(half_plane, model, lim=2.0, n=4, threshold=0.5)
     assert grid.labels.shape == (4, 4)
 
