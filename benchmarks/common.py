@@ -176,7 +176,8 @@ def speed_table(data):
             machines.append(f"{BACKEND_NAMES[backend]} {m['backend_version']} on {m['device']}")
     if machines:
         keras_versions = sorted({(data[b].get("machine") or {}).get("keras", "") for b in backends} - {""})
-        rows += ["", f"Measured by `make benchmark` (Keras {', '.join(keras_versions)}): "
+        rows += ["", "Measured by `benchmarks/training_speed.py` and `benchmarks/aae_speed.py` "
+                     f"(`make benchmark`), Keras {', '.join(keras_versions)}: "
                      + "; ".join(machines) + "."]
     return "\n".join(rows) + "\n"
 
@@ -186,3 +187,25 @@ def update_readme_speed(json_path, readme=ROOT / "README.md"):
     from aae.reproduce import update_readme_block
 
     return update_readme_block(speed_table(json.loads(Path(json_path).read_text())), readme, name="speed")
+
+
+def main(argv=None):
+    """`python benchmarks/common.py JSON --readme-block NAME`: print a benchmarks file's tables
+    and write them into README.md's <!-- NAME:start --> ... <!-- NAME:end --> block."""
+    import argparse
+
+    from aae.reproduce import update_readme_block
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("json", type=Path, help="a benchmarks.json written by the benchmark scripts")
+    parser.add_argument("--readme-block", metavar="NAME", help="README block to replace")
+    args = parser.parse_args(argv)
+    table = speed_table(json.loads(args.json.read_text()))
+    print(table)
+    if args.readme_block and not update_readme_block(table, name=args.readme_block):
+        raise SystemExit(f"README.md has no <!-- {args.readme_block}:start/end --> block")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

@@ -102,3 +102,22 @@ def test_mixed_precision_outputs_float32(small):
     assert set_precision("float32") == "float32"
     with pytest.raises(ValueError, match="precision must be one of"):
         set_precision("half")
+
+
+@pytest.mark.parametrize("backend, bf16_cpu, gpus, expected", [
+    ("tensorflow", True, [], "mixed_bfloat16"),   # measured faster: the only bfloat16 case
+    ("tensorflow", False, [], "float32"),
+    ("tensorflow", True, ["gpu:0"], "float32"),
+    ("jax", True, [], "float32"),                 # measured slower on the same CPU
+    ("torch", True, [], "float32"),
+])
+def test_auto_precision_is_bfloat16_only_where_measured_faster(monkeypatch, backend, bf16_cpu, gpus, expected):
+    from aae import runtime
+    monkeypatch.setattr(runtime, "backend", lambda: backend)
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: bf16_cpu)
+    monkeypatch.setattr(runtime, "_devices", lambda kind: gpus if kind == "gpu" else ["cpu:0"])
+    try:
+        assert runtime.set_precision("auto") == expected
+        assert keras.mixed_precision.global_policy().name == expected
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
