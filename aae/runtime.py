@@ -108,14 +108,15 @@ def set_precision(precision="auto"):
     """Set Keras's global dtype policy before building models; returns the policy's name.
 
     "auto" picks "mixed_bfloat16" (bfloat16 arithmetic, float32 weights and outputs) only where
-    it was measured faster at the same test loss (`benchmarks/training_speed.py --levers`):
-    TensorFlow on a CPU-only machine whose CPU has native bfloat16. JAX on the same CPU ran
-    slower in bfloat16, and no accelerator run measured it faster, so "float32" everywhere else.
+    it was measured faster at the same test loss (`make benchmark`, README speed tables):
+    TensorFlow or PyTorch on a CPU-only machine whose CPU has native bfloat16. JAX on the same
+    CPU ran slower in bfloat16, and on the GPU it was no clearer a gain than the run-to-run
+    spread, so "float32" everywhere else.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
-        bf16_faster = backend() == "tensorflow" and cpu_has_bf16() and not _devices("gpu")
+        bf16_faster = backend() in ("tensorflow", "torch") and cpu_has_bf16() and not _devices("gpu")
         precision = "mixed_bfloat16" if bf16_faster else "float32"
     keras.mixed_precision.set_global_policy(precision)
     return precision

@@ -105,11 +105,12 @@ def test_mixed_precision_outputs_float32(small):
 
 
 @pytest.mark.parametrize("backend, bf16_cpu, gpus, expected", [
-    ("tensorflow", True, [], "mixed_bfloat16"),   # measured faster: the only bfloat16 case
+    ("tensorflow", True, [], "mixed_bfloat16"),   # measured faster
     ("tensorflow", False, [], "float32"),
     ("tensorflow", True, ["gpu:0"], "float32"),
+    ("torch", True, [], "mixed_bfloat16"),        # measured faster too
+    ("torch", True, ["gpu:0"], "float32"),
     ("jax", True, [], "float32"),                 # measured slower on the same CPU
-    ("torch", True, [], "float32"),
 ])
 def test_auto_precision_is_bfloat16_only_where_measured_faster(monkeypatch, backend, bf16_cpu, gpus, expected):
     from aae import runtime
