@@ -3,11 +3,12 @@
 Keras's own `train_step` minimises one loss with one optimizer. An adversarial model runs
 several updates per batch (reconstruction, discriminator, generator), each on its own variables
 with its own optimizer. A subclass of `PhasedModel` writes them once, in
-`phases(x, y, step, training)` with `keras.ops`: `step(phase, loss_fn)` runs one phase. Only the gradient-and-update
-plumbing below differs per backend: a tape on TensorFlow, `backward()` on PyTorch, and on JAX
-`jax.value_and_grad` over the phase's variables inside a `keras.StatelessScope` followed by the
-optimizer's `stateless_apply` (keras-team/keras#18881). Either way the whole batch is one
-compiled step (`tf.function`/XLA, `jax.jit`; eager on PyTorch unless `jit_compile=True`).
+`phases(x, y, step, training)` with `keras.ops`; `step(phase, loss_fn)` runs one phase. Only the
+gradient-and-update plumbing below differs per backend: a tape on TensorFlow, `backward()` on
+PyTorch, and on JAX `jax.value_and_grad` over the phase's variables inside a
+`keras.StatelessScope` followed by the optimizer's `stateless_apply` (keras-team/keras#18881).
+Either way the whole batch is one compiled step (`tf.function`/XLA, `jax.jit`; eager on PyTorch
+unless `jit_compile=True`).
 """
 from __future__ import annotations
 

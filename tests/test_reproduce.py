@@ -1,5 +1,6 @@
 """`python -m aae reproduce`: quick mode end to end, the error paths, determinism."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,17 @@ def test_speed_table_reads_the_benchmark_file():
     # TensorFlow's row comes first, whatever the file's order; only measured machines are named
     assert table.index("| TensorFlow |") < table.index("| JAX |")
     assert "JAX 9.9 on Test CPU (2 cores)" in table and "Keras 3.x" in table and "autoencoder" not in table
+
+
+def test_backend_choice_reaches_the_kernels_or_says_how_to_install(monkeypatch):
+    import importlib.util
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    installed = next(b for b in ("jax", "torch", "tensorflow") if importlib.util.find_spec(b))
+    assert reproduce.use_backend(installed) == installed
+    assert os.environ["KERAS_BACKEND"] == installed  # papermill's kernels inherit it
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
+    with pytest.raises(reproduce.ReproduceError, match=r"torch backend is not installed.*requirements-torch.txt"):
+        reproduce.use_backend("torch")
+    with pytest.raises(SystemExit):  # argparse refuses names that are no backend
+        reproduce.main(["reproduce", "--backend", "theano"])
