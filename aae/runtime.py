@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 
 __all__ = ["BACKENDS", "PRECISIONS", "backend", "accelerator", "cpu_model", "cpu_has_bf16",
-           "runtime_info", "set_precision", "check_backend", "compile_options"]
+           "runtime_info", "set_precision", "check_backend", "compile_options", "ProgressBar"]
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -132,3 +132,25 @@ def compile_options(steps_per_execution=1, jit_compile="auto"):
     if backend() == "torch":
         return {"steps_per_execution": 1, "jit_compile": False}
     return {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
+
+
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar with the right step count when a compiled call runs several steps.
+
+    With steps_per_execution > 1 Keras reports each call's last step, counted as if the call had
+    been full, so an epoch's last call reports past the end ("480/469" for 469 batches in calls of
+    32). This caps the count at the epoch's steps; the bar is otherwise Keras's own. Pass it to
+    `fit(..., callbacks=[ProgressBar()])`: Keras then uses it instead of its default bar.
+    """
+
+    def _capped(self, batch):
+        return batch if self.target is None else min(batch, self.target - 1)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(self._capped(batch), logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        super().on_test_batch_end(self._capped(batch), logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        super().on_predict_batch_end(self._capped(batch), logs)

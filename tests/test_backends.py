@@ -15,7 +15,7 @@ from conftest import ROOT
 BACKENDS = ("tensorflow", "jax", "torch")
 INSTALLED = [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
 MODULES = ["adversarial", "data", "files", "layers", "losses", "metrics", "models", "occupancy",
-           "phases", "plotting", "priors", "reproduce", "runtime"]
+           "params", "phases", "plotting", "priors", "reproduce", "runtime"]
 
 
 def run_python(code, backend, timeout=600):

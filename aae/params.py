@@ -1,0 +1,226 @@
+"""What each notebook parameter accepts, checked before anything trains.
+
+Every notebook's setup cell calls `check_parameters(globals())`, and `python -m aae reproduce`
+checks its `-p` values against the same table before it starts a kernel. A bad value then stops
+at once with a message naming it and what it accepts, instead of as a `KeyError: 'loss'` after
+zero epochs or a TypeError deep inside Keras. Imports nothing heavy (no Keras): the runner uses
+it in its own process.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+__all__ = ["ParameterError", "Rule", "RULES", "PRECISIONS", "check_parameters", "problems"]
+
+# The choices of aae.runtime.set_precision (kept equal by tests/test_params.py; that module imports Keras).
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+class ParameterError(ValueError):
+    """A parameter has a value its notebook cannot use."""
+
+
+class Rule:
+    """What one parameter accepts: `accepts` is the text shown in messages, `test(value)` says yes or no."""
+
+    def __init__(self, accepts, test):
+        self.accepts, self.test = accepts, test
+
+    def __call__(self, value):
+        try:
+            return bool(self.test(value))
+        except (TypeError, ValueError, KeyError, AttributeError):  # a value of the wrong shape is a no
+            return False
+
+    def __repr__(self):
+        return f"Rule({self.accepts!r})"
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def integer(low=1, high=None, why=""):
+    """An int (not a bool) in [low, high]."""
+    text = ("a positive integer" if low == 1 else f"an integer >= {low}") if high is None \
+        else f"an integer from {low} to {high}"
+    return Rule(text + (f" ({why})" if why else ""),
+                lambda v: _is_int(v) and v >= low and (high is None or v <= high))
+
+
+def number(above=None, at_least=None, below=None, at_most=None):
+    """A finite int or float within the given bounds (`above`/`below` exclude the bound)."""
+    bounds = [(above, ">"), (at_least, ">="), (below, "<"), (at_most, "<=")]
+    text = "a number " + " and ".join(f"{op} {b:g}" for b, op in bounds if b is not None)
+
+    def test(v):
+        return (_is_number(v) and (above is None or v > above) and (at_least is None or v >= at_least)
+                and (below is None or v < below) and (at_most is None or v <= at_most))
+    return Rule(text.strip(), test)
+
+
+def one_of(*choices):
+    return Rule("one of " + ", ".join(repr(c) for c in choices),
+                lambda v: any(v == c and type(v) is type(c) for c in choices))
+
+
+def optional(rule):
+    return Rule(f"None or {rule.accepts}", lambda v: v is None or rule(v))
+
+
+def text(what="text"):
+    return Rule(f"a non-empty string ({what})", lambda v: isinstance(v, str) and v.strip() != "")
+
+
+def list_of(rule):
+    return Rule(f"a non-empty list, each item {rule.accepts}",
+                lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(rule(x) for x in v))
+
+
+def any_of(*rules):
+    return Rule(" or ".join(r.accepts for r in rules), lambda v: any(r(v) for r in rules))
+
+
+def _variant(v):
+    """One entry of notebook 03's `variants`."""
+    if not (isinstance(v, dict) and isinstance(v.get("name"), str) and _is_int(v.get("hidden"))
+            and v["hidden"] >= 1 and isinstance(v.get("activation"), str)):
+        return False
+    if not (v.get("weight_decay", 0.0) == 0.0 or NON_NEGATIVE(v["weight_decay"])):
+        return False
+    penalty = v.get("penalty")
+    if penalty is None:
+        return True
+    if penalty == "l1":
+        return POSITIVE(v["lam"])
+    if penalty == "kl":
+        return FRACTION(v["p"]) and POSITIVE(v["beta"]) and v["reduction"] in ("sum", "mean")
+    return False
+
+
+POSITIVE_INT = integer(1)
+POSITIVE = number(above=0)
+NON_NEGATIVE = number(at_least=0)
+FRACTION = number(above=0, below=1)
+PROBABILITY_THRESHOLD = number(above=0, at_most=1)
+SIZE = optional(integer(1, why="a number of images"))
+MODEL_NAMES = ("vae", "aae_gaussian", "aae_supervised")
+
+# One rule per parameter name, shared by every notebook that has the parameter (the names are
+# fixed across notebooks, STYLE.md). tests/test_params.py checks that every parameter of every
+# notebook has a rule here and that each notebook's own values pass it.
+RULES = {
+    "seed": integer(0, 2**32 - 1, why="NumPy's seed range"),
+    "results_dir": text("a folder"),
+    "data_dir": optional(text("the folder holding mnist.npz")),
+    "original_dim": one_of(784),  # the 28 x 28 MNIST pixels: the data fix it
+    "intermediate_dim": integer(0, why="0: no hidden layer"),
+    "latent_dim": POSITIVE_INT,
+    "epochs": POSITIVE_INT,
+    "epochs_2d": POSITIVE_INT,
+    "epochs_8d": POSITIVE_INT,
+    "classifier_epochs": POSITIVE_INT,
+    "batch_size": POSITIVE_INT,
+    "steps_per_execution": POSITIVE_INT,
+    "learning_rate": POSITIVE,
+    "learning_rate_2d": POSITIVE,
+    "learning_rate_8d": POSITIVE,
+    "d_learning_rate": POSITIVE,
+    "g_learning_rate": POSITIVE,
+    "adam_beta_1": number(at_least=0, below=1),
+    "precision": one_of(*PRECISIONS),
+    "jit_compile": one_of(True, False, "auto"),
+    "lr_decay": one_of(True, False),
+    "train_size": SIZE,
+    "test_size": SIZE,
+    "parzen_val_size": integer(1, 59_999, why="held out of MNIST's 60,000 training images"),
+    "iwae_samples": POSITIVE_INT,
+    "iwae_test_size": POSITIVE_INT,
+    "knn_neighbors": POSITIVE_INT,
+    "tsne_points": integer(31, why="t-SNE's perplexity is 30"),
+    "target_p": FRACTION,
+    "near_zero": FRACTION,
+    "variants": list_of(Rule(
+        "a dict with name (text), hidden (a positive integer), activation (a Keras activation name), "
+        "penalty (None; 'l1' with lam > 0; or 'kl' with 0 < p < 1, beta > 0 and reduction 'sum' or "
+        "'mean') and optionally weight_decay >= 0", _variant)),
+    "hidden": list_of(POSITIVE_INT),
+    "d_hidden": list_of(POSITIVE_INT),
+    "posterior": one_of("deterministic", "gaussian"),
+    "mixture_radius": POSITIVE,
+    "mixture_std": POSITIVE,
+    "swiss_roll_radius": POSITIVE,
+    "swiss_roll_turns": POSITIVE,
+    "swiss_roll_noise": NON_NEGATIVE,
+    "swiss_roll_supervised": one_of(True, False),
+    "parzen_samples": POSITIVE_INT,
+    "parzen_sigmas": list_of(POSITIVE),
+    "prior_points": POSITIVE_INT,
+    "n_sweep": POSITIVE_INT,
+    "n_show": POSITIVE_INT,
+    # papermill's command line passes lists as text: notebook 05 also takes "vae,aae_gaussian"
+    "models": any_of(list_of(one_of(*MODEL_NAMES)), text("model names separated by commas")),
+    "grid_n": POSITIVE_INT,
+    "grid_lim": POSITIVE,
+    "confidence_threshold": PROBABILITY_THRESHOLD,
+    "threshold_sweep": list_of(PROBABILITY_THRESHOLD),
+    "prior_samples": POSITIVE_INT,
+    "overlay_points": POSITIVE_INT,
+}
+
+_NO_DEFAULT = object()
+
+
+def _kind(default):
+    """A rule accepting values of the same kind as `default` (for a parameter with no rule)."""
+    if isinstance(default, bool):
+        return one_of(True, False)
+    if _is_int(default):
+        return Rule("an integer", _is_int)
+    if isinstance(default, numbers.Real):
+        return Rule("a number", _is_number)
+    if isinstance(default, str):
+        return Rule("a string", lambda v: isinstance(v, str))
+    if isinstance(default, (list, tuple)):
+        return Rule("a list", lambda v: isinstance(v, (list, tuple)))
+    if isinstance(default, dict):
+        return Rule("a dict", lambda v: isinstance(v, dict))
+    return None  # None or an expression: anything goes
+
+
+def problems(values, defaults=None):
+    """One line per entry of `values` ({name: value}) that its rule rejects; [] if all pass.
+
+    A name without a rule in RULES is checked against the kind of its entry in `defaults`
+    ({name: default value}), if it has one: an int default takes ints, a float one numbers, a
+    string one strings, a list one lists, a bool one True or False; a None default takes anything.
+    """
+    defaults = defaults or {}
+    out = []
+    for name, value in values.items():
+        default = defaults.get(name, _NO_DEFAULT)
+        if name in RULES:
+            rule, shown = RULES[name], ""
+        elif default is not _NO_DEFAULT and _kind(default) is not None:
+            rule, shown = _kind(default), f", like its default {default!r}"
+        else:
+            continue
+        if not rule(value):
+            out.append(f"{name} = {value!r}: {name} takes {rule.accepts}{shown}")
+    return out
+
+
+def check_parameters(namespace):
+    """Raise ParameterError naming every parameter in `namespace` (a notebook's `globals()`)
+    whose value its rule in RULES rejects. Names without a rule are not parameters: ignored."""
+    found = problems({k: namespace[k] for k in RULES if k in namespace})
+    if found:
+        raise ParameterError(
+            "this notebook cannot use these parameter values; change them in the parameters cell "
+            "(or in the -p values given to the reproduce command) and run the notebook again:\n  "
+            + "\n  ".join(found))
