@@ -1,26 +1,36 @@
 """`python -m aae reproduce`: execute every notebook top to bottom with papermill.
 
 Full runs write figures and metrics into results/ and the executed notebooks back into
-notebooks/; `--quick` runs the same notebooks with small settings into a separate folder.
-`--backend` picks the Keras backend the notebooks' kernels run on (else $KERAS_BACKEND, else
-TensorFlow); every notebook records the backend and device in its metrics JSON.
+notebooks/; a run into any other folder (`--quick`, `--output-dir`) writes its executed notebooks
+there and leaves notebooks/ as it was. `--from NAME` restarts a run at a notebook. `--backend`
+picks the Keras backend the notebooks' kernels run on (else $KERAS_BACKEND, else TensorFlow);
+every notebook records the backend and device in its metrics JSON.
+
+Every `-p` value is checked (aae.params) before a kernel starts. Ctrl-C (SIGINT) or SIGTERM stops
+a run within seconds: the running kernel is interrupted, and killed if it has not stopped after
+GRACE_SECONDS; the files that notebook had written are put back as they were, its temporary
+notebook is removed, and the command exits 130 (SIGINT) or 143 (SIGTERM).
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import contextlib
+import importlib.util
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from .files import atomic_path, make_readable
+from .params import problems
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -48,6 +58,19 @@ class ReproduceError(RuntimeError):
     """A notebook failed, or the command line named something that does not exist."""
 
 
+class Stopped(ReproduceError):
+    """SIGINT or SIGTERM stopped the run; `status` is the conventional exit status (130, 143)."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.status = 128 + signum
+
+
+# After an interrupt, a kernel that has not stopped (busy in C code, or between cells, where
+# ipykernel ignores SIGINT) is killed: a stop never waits for a long cell to end.
+GRACE_SECONDS = 4.0
+
+
 def short_name(path: Path) -> str:
     """`01_variational_autoencoder.ipynb` -> `variational_autoencoder`."""
     stem = path.stem
@@ -64,10 +87,25 @@ def discover(notebooks_dir=NOTEBOOKS):
 
 
 def notebook_parameters(path):
-    """Names of the parameters in a notebook's `parameters` cell."""
+    """A notebook's parameters, {name: default value}, from its `parameters` cell; a default
+    that is not a Python literal (an expression) is left out of the values, not the names."""
     import papermill
 
-    return set(papermill.inspect_notebook(str(path)))
+    out = {}
+    for name, info in papermill.inspect_notebook(str(path)).items():
+        try:
+            out[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError, TypeError):
+            out[name] = _Expression(info["default"])
+    return out
+
+
+class _Expression(str):
+    """A parameter default that is not a literal: its source text, with no kind to check against."""
+
+
+def _defaults(params):
+    return {k: v for k, v in params.items() if not isinstance(v, _Expression)}
 
 
 def parse_overrides(pairs):
@@ -82,6 +120,15 @@ def parse_overrides(pairs):
         except (ValueError, SyntaxError):
             out[key] = raw  # a bare string such as a path
     return out
+
+
+def starting_at(available, name):
+    """The notebooks from `name` on, in run order (`--from`)."""
+    names = list(available)
+    found = [n for n, p in available.items() if name in (n, p.stem)]
+    if not found:
+        raise ReproduceError(f"--from: unknown notebook name {name!r}; valid names: {', '.join(names)}")
+    return {n: available[n] for n in names[names.index(found[0]):]}
 
 
 def select(available, only):
@@ -193,32 +240,66 @@ def update_readme_block(table, readme=ROOT / "README.md", name="results"):
     return True
 
 
+# pip lines per backend (as aae.runtime.INSTALL and the README say): the runner checks a backend
+# itself because importing aae.runtime would import Keras, and a backend, into this process,
+# which only starts kernels.
+BACKEND_REQUIREMENTS = {"tensorflow": "requirements.txt", "jax": "requirements-jax.txt",
+                        "torch": "requirements-torch.txt"}
+
+
 def use_backend(backend):
     """Make the notebooks' kernels use Keras backend `backend` (None: leave $KERAS_BACKEND)."""
     if backend is None:
         return os.environ.get("KERAS_BACKEND", "tensorflow")
-    from .runtime import check_backend
-
-    try:
-        os.environ["KERAS_BACKEND"] = check_backend(backend)
-    except ValueError as exc:
-        raise ReproduceError(str(exc)) from None
+    if backend not in BACKEND_REQUIREMENTS:
+        raise ReproduceError(f"backend must be one of {tuple(BACKEND_REQUIREMENTS)}, got {backend!r}.")
+    if importlib.util.find_spec(backend) is None:
+        raise ReproduceError(f"the {backend} backend is not installed in this Python ({backend} cannot "
+                             f"be imported); install it with `pip install -r {BACKEND_REQUIREMENTS[backend]}`.")
+    os.environ["KERAS_BACKEND"] = backend
     return backend
 
 
+def _say(text):
+    print(text, flush=True)  # flushed: the log is read live, often through a pipe
+
+
+def _check_values(plans, params_of):
+    """Raise ReproduceError listing every value (from -p or --quick) a notebook cannot use."""
+    found = {}
+    for name, params in plans.items():
+        values = {k: v for k, v in params.items() if k != "results_dir"}  # set by the runner
+        for line in problems(values, _defaults(params_of[name])):
+            found.setdefault(line, []).append(name)
+    if found:
+        raise ReproduceError(
+            "parameter values the notebooks cannot use; nothing was run:\n  "
+            + "\n  ".join(f"{line} (in {', '.join(names)})" for line, names in found.items())
+            + "\n-p takes Python literals, e.g. -p epochs=5 -p precision=float32 -p hidden=[256,256]")
+
+
+def _estimates(results_dir, quick):
+    """Per-notebook seconds of the last run into this folder, else of the last run of this kind."""
+    return read_timings(results_dir) or read_timings(QUICK_RESULTS if quick else RESULTS)
+
+
 def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_dir=None,
-        progress=True, log=print, backend=None):
+        progress=True, log=_say, backend=None, start=None):
     """Execute the selected notebooks in order; return [(name, seconds, headline)].
 
-    Raises ReproduceError naming the notebook and cell when one fails; notebooks that
-    finished before keep their outputs. `backend` sets KERAS_BACKEND for the kernels.
+    `only` runs just those notebooks; `start` runs every notebook from that one on, keeping the
+    results of the ones before it (they must have finished in that folder before). Raises
+    ReproduceError naming the notebook and cell when one fails, and Stopped when SIGINT or
+    SIGTERM stops the run; notebooks that finished before keep their outputs either way.
+    `backend` sets KERAS_BACKEND for the kernels.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any kernel (or this process) imports TensorFlow
     backend = use_backend(backend)
 
-    notebooks = select(discover(notebooks_dir), only)
+    available = discover(notebooks_dir)
+    if only and start:
+        raise ReproduceError("use --only or --from, not both")
+    notebooks = starting_at(available, start) if start else select(available, only)
     overrides = dict(overrides or {})
     params_of = {n: notebook_parameters(p) for n, p in notebooks.items()}
     known = set().union(*params_of.values())
@@ -229,53 +310,50 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
     if output_dir is None:
         output_dir = QUICK_RESULTS if quick else RESULTS
     results_dir = Path(output_dir).resolve()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out of outputs
-    if os.environ.get("AAE_DATA_DIR"):  # kernels run in notebooks/: make a relative path absolute
-        os.environ["AAE_DATA_DIR"] = str(Path(os.environ["AAE_DATA_DIR"]).expanduser().resolve())
-    results_dir.mkdir(parents=True, exist_ok=True)
-    rows, t_all = [], time.perf_counter()
-    for i, (name, path) in enumerate(notebooks.items(), 1):
+    # Only a full run into results/ rewrites the notebooks themselves (with their outputs).
+    write_back = not quick and results_dir == RESULTS.resolve()
+    plans = {}
+    for name, path in notebooks.items():
         params = {k: v for k, v in QUICK.items() if quick and k in params_of[name]}
         params.update({k: v for k, v in overrides.items() if k in params_of[name]})
         if "results_dir" in params_of[name]:
-            params["results_dir"] = str(results_dir)
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if k != "results_dir")
-        log(f"[{i}/{len(notebooks)}] {name} ({path.name}) on {backend}{' with ' + shown if shown else ''}")
-        # Execute into a temporary file; only a finished run replaces the notebook.
-        fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{path.stem}-", dir=results_dir)
-        os.close(fd)
-        t0 = time.perf_counter()
-        try:
-            with _cell_log(progress, t0, name):
-                papermill.execute_notebook(str(path), tmp, parameters=params, cwd=str(path.parent),
-                                           progress_bar=False, log_output=progress,
-                                           kernel_name="python3")
-        except PapermillExecutionError as exc:
-            failed = results_dir / "failed" / path.name
-            failed.parent.mkdir(exist_ok=True)
-            shutil.move(tmp, failed)
-            raise ReproduceError(
-                f"notebook {name} ({path}) failed in cell {exc.cell_index} "
-                f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}\n"
-                f"The executed copy with the traceback is at {failed}; results of the "
-                f"notebooks before it are kept.") from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        seconds = time.perf_counter() - t0
-        target = (results_dir / "notebooks" / path.name) if quick else path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _clean_metadata(tmp)
-        make_readable(tmp)
-        os.replace(tmp, target)
-        (results_dir / "failed" / path.name).unlink(missing_ok=True)  # stale copy of a past failure
-        record_timing(results_dir, name, seconds)
-        rows.append((name, seconds, headline(results_dir, name)))
-        log(f"    done in {seconds:.0f} s (total {time.perf_counter() - t_all:.0f} s)")
+            # Relative in a notebook that gets committed (no machine's path in it); kernels run in its folder.
+            params["results_dir"] = os.path.relpath(results_dir, path.parent) if write_back else str(results_dir)
+        plans[name] = params
+    _check_values(plans, params_of)
+    earlier = list(available)[:list(available).index(next(iter(notebooks)))] if start else []
+    missing = [n for n in earlier if n not in read_timings(results_dir)]
+    if missing:
+        raise ReproduceError(
+            f"--from {start} keeps the results of the notebooks before it, but {results_dir} has none "
+            f"of {', '.join(missing)} (no entry in its {TIMINGS}); run them first: the same command "
+            f"without --from")
+    if os.environ.get("AAE_DATA_DIR"):  # kernels run in notebooks/: make a relative path absolute
+        os.environ["AAE_DATA_DIR"] = str(Path(os.environ["AAE_DATA_DIR"]).expanduser().resolve())
+    results_dir.mkdir(parents=True, exist_ok=True)
+    clock = _Clock(list(notebooks), _estimates(results_dir, quick))
+    rows = []
+    with _StopOnSignals() as stop:
+        for i, (name, path) in enumerate(notebooks.items(), 1):
+            if stop.signum:
+                raise stop.stopped(f"before notebook {name} started", rows, name, only)
+            clock.begin(name)
+            shown = ", ".join(f"{k}={v!r}" for k, v in plans[name].items() if k != "results_dir")
+            log(f"[{i}/{len(notebooks)}] {name} ({path.name}) on {backend}"
+                f"{' with ' + shown if shown else ''}{clock.expected()}")
+            seconds = _execute(name, path, plans[name], results_dir, write_back, stop, clock,
+                               log if progress else None, rows, only)
+            record_timing(results_dir, name, seconds)
+            rows.append((name, seconds, headline(results_dir, name)))
+            log(f"    done in {seconds:.0f} s ({clock.status()})")
+        if stop.signum:
+            raise stop.stopped("after the last notebook, before the summary", rows, None, only)
     if not only:
-        summary = write_summary(results_dir, rows, quick)
+        timings = read_timings(results_dir)
+        summary = write_summary(results_dir, [(n, timings[n], headline(results_dir, n)) for n in earlier]
+                                + rows, quick)
         log(summary)
-        if not quick and results_dir == RESULTS.resolve():
+        if write_back:
             update_readme_block(summary.split("\n", 4)[4])
     else:
         for name, seconds, numbers in rows:
@@ -283,37 +361,354 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
     return rows
 
 
-class _Elapsed(logging.Formatter):
-    """Prefix papermill's log lines (cell starts, cell output) with the notebook and elapsed time."""
+def _execute(name, path, params, results_dir, write_back, stop, clock, log, finished, only):
+    """Run one notebook into a temporary file and move it into place; returns its seconds.
 
-    def __init__(self, t0, name):
-        super().__init__()
-        self.t0, self.name = t0, name
+    On a failure the executed copy goes to `<results>/failed/`; on a stop (SIGINT, SIGTERM) the
+    files the notebook wrote are put back as they were and the temporary copy is removed.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
 
-    def format(self, record):
-        return f"[{self.name} {time.perf_counter() - self.t0:6.0f}s] {record.getMessage().rstrip()}"
+    # Execute into a temporary file; only a finished run replaces the notebook.
+    fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{path.stem}-", dir=results_dir)
+    os.close(fd)
+    backup = _Backup(results_dir)
+    live = _LiveLog(lambda text: log(f"{clock.prefix()} {text}")) if log else None
+    current = {"index": None, "source": ""}  # the cell running now, for the message after a stop
+
+    def on_cell_start(cell, cell_index):
+        if stop.signum:  # the kernel ignores an interrupt between cells: start no other cell
+            raise _Halt
+        if cell.cell_type == "code" and cell.source.strip():
+            current.update(index=cell_index, source=cell.source)
+            if live:
+                live.flush()
+                log(f"{clock.prefix()} cell {cell_index}: {_first_line(cell.source)}  ({clock.status()})")
+
+    t0 = time.perf_counter()
+    try:
+        with _quiet_papermill(stop):
+            papermill.execute_notebook(
+                str(path), tmp, parameters=params, cwd=str(path.parent), progress_bar=False,
+                log_output=False, stdout_file=live and live.stdout, stderr_file=live and live.stderr,
+                kernel_name="python3", kernel_manager_class=stop.kernel_manager_class(),
+                on_cell_start=on_cell_start)
+    except BaseException as exc:
+        stop.kernel_done()
+        if stop.signum:
+            Path(tmp).unlink(missing_ok=True)
+            restored = backup.restore()
+            where = (f"in cell {current['index']} ({_first_line(current['source'])})"
+                     if current["index"] is not None else "while its kernel was starting")
+            raise stop.stopped(f"in notebook {name} ({path.name}) {where}, {_clock(time.perf_counter() - t0)} "
+                               f"into it; the {len(restored)} file(s) it had written in {results_dir} "
+                               f"are put back as they were, and its notebook is not rewritten",
+                               finished, name, only) from None
+        backup.discard()
+        if not isinstance(exc, PapermillExecutionError):
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        failed = results_dir / "failed" / path.name
+        failed.parent.mkdir(exist_ok=True)
+        shutil.move(tmp, failed)
+        raise ReproduceError(
+            f"notebook {name} ({path}) failed in cell {exc.cell_index} "
+            f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}\n"
+            f"The executed copy with the traceback is at {failed}; results of the "
+            f"notebooks before it are kept.") from None
+    finally:
+        if live:
+            live.flush()
+    stop.kernel_done()
+    backup.discard()
+    seconds = time.perf_counter() - t0
+    target = path if write_back else results_dir / "notebooks" / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _clean_metadata(tmp)
+    make_readable(tmp)
+    os.replace(tmp, target)
+    (results_dir / "failed" / path.name).unlink(missing_ok=True)  # stale copy of a past failure
+    return seconds
+
+
+class _Halt(Exception):
+    """Raised in papermill's cell loop to keep it from starting a cell once the run is stopping."""
+
+
+class _StopOnSignals:
+    """While notebooks run: SIGINT and SIGTERM interrupt the running kernel instead of this process.
+
+    The first signal sends SIGINT to the kernel (KeyboardInterrupt in its cell) and kills it if it
+    still runs GRACE_SECONDS later; a second signal kills it at once. The runner sees the
+    notebook end, finds `signum` set, cleans up and raises Stopped.
+    """
+
+    def __init__(self):
+        self.signum = None
+        self.kernel = None  # the running notebook's kernel manager (jupyter_client)
+        self._timer = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc):
+        self._cancel_timer()
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+    def _on_signal(self, signum, frame):
+        if self.signum is not None:  # asked twice: no more waiting
+            self._signal_kernel(signal.SIGKILL)
+            return
+        self.signum = signum
+        self._signal_kernel(signal.SIGINT)
+        self._timer = threading.Timer(GRACE_SECONDS, self._signal_kernel, (signal.SIGKILL,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _process(self):
+        return getattr(getattr(self.kernel, "provisioner", None), "process", None)
+
+    def _signal_kernel(self, signum):
+        process = self._process()
+        if process is None or process.poll() is not None:  # poll() also reaps: no stale pid is signalled
+            return
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signum)  # the kernel leads its own session: its whole group
+
+    def _cancel_timer(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def kernel_done(self):
+        """After a notebook: after a stop, make sure its kernel is gone, then forget it."""
+        self._cancel_timer()
+        process = self._process()
+        if self.signum and process is not None:
+            self._signal_kernel(signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                process.wait(timeout=10)
+        self.kernel = None
+
+    def kernel_manager_class(self):
+        """A kernel manager class for nbclient that tells this object which kernel is running."""
+        from jupyter_client.manager import AsyncKernelManager
+
+        stop = self
+
+        class KernelManager(AsyncKernelManager):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                stop.kernel = self
+
+            async def shutdown_kernel(self, now=False, restart=False):
+                # Stopping: kill at once; a graceful shutdown waits for a busy kernel to answer.
+                await super().shutdown_kernel(now=now or stop.signum is not None, restart=restart)
+
+        return KernelManager
+
+    def stopped(self, where, finished, name, only):
+        """The Stopped error for a stop `where`, listing the notebooks that keep their results."""
+        how = "Ctrl-C (SIGINT)" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+        kept = (f"the {len(finished)} notebook(s) that finished keep their results "
+                f"({', '.join(n for n, *_ in finished)})" if finished else "no notebook had finished")
+        again = ("" if name is None else f"; to carry on from there, run the same command with --from {name}"
+                 if not only else "; run the same command again to redo it")
+        return Stopped(f"stopped by {how} {where}; {kept}{again}.", self.signum)
 
 
 @contextlib.contextmanager
-def _cell_log(enabled, t0, name):
-    """While a notebook runs, show which cell is executing and what it prints, with elapsed time."""
-    if not enabled:
-        yield
-        return
+def _quiet_papermill(stop):
+    """Keep papermill's own log (paths, kernel start, kernel-died errors after a stop) out of the
+    output: the runner says what matters."""
     logger = logging.getLogger("papermill")
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_Elapsed(t0, name))
-    handler.addFilter(lambda record: not record.getMessage().startswith(("Ending Cell", "Output Notebook")))
     old_level, old_propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.ERROR)
     logger.propagate = False
+    logger.addHandler(handler := _UnlessStopping(stop))
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
         logger.propagate = old_propagate
+
+
+class _UnlessStopping(logging.StreamHandler):
+    """Papermill's errors, except those a stop causes on purpose (a killed kernel)."""
+
+    def __init__(self, stop):
+        super().__init__(sys.stderr)
+        self.stop = stop
+
+    def emit(self, record):
+        if not self.stop.signum:
+            super().emit(record)
+
+
+def _result_files(folder):
+    """Files a notebook may write in a results folder: all but hidden ones, the runner's
+    notebooks/ and failed/, and other results folders kept inside it (e.g. results/gpu-jax)."""
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if (path.is_file() and not any(part.startswith(".") for part in rel.parts)
+                and rel.parts[0] not in ("notebooks", "failed")
+                and not (len(rel.parts) > 1 and (folder / rel.parts[0] / "metrics").is_dir())):
+            yield path
+
+
+def _stat(path):
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns, st.st_size  # a new inode: rewritten through a rename
+
+
+class _Backup:
+    """A copy of a results folder before a notebook runs, put back if the run is stopped in it,
+    so a stopped notebook leaves no half of its figures and models next to the old metrics."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.copy = Path(tempfile.mkdtemp(prefix="aae-reproduce-"))
+        self.stats = {}
+        for path in _result_files(self.folder):
+            rel = path.relative_to(self.folder)
+            (self.copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, self.copy / rel)
+            self.stats[rel] = _stat(path)
+
+    def restore(self):
+        """Put back what the notebook changed or removed, delete what it added; returns those paths."""
+        now = {p.relative_to(self.folder): p for p in _result_files(self.folder)}
+        changed = []
+        for rel, path in now.items():
+            if rel not in self.stats:
+                path.unlink(missing_ok=True)
+                changed.append(rel)
+        for rel, stat in self.stats.items():
+            if rel not in now or _stat(self.folder / rel) != stat:
+                with atomic_path(self.folder / rel) as tmp:
+                    shutil.copy2(self.copy / rel, tmp)
+                changed.append(rel)
+        self.discard()
+        return changed
+
+    def discard(self):
+        shutil.rmtree(self.copy, ignore_errors=True)
+
+
+def _clock(seconds):
+    """Seconds as m:ss (or h:mm:ss)."""
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+def _first_line(source, width=70):
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    line = next((x for x in lines if not x.startswith("#")), lines[0] if lines else "")
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+class _Clock:
+    """The running line: which notebook of how many, time elapsed, and the time left as estimated
+    from the per-notebook times of the last run (a results folder's timings.json)."""
+
+    def __init__(self, names, estimates):
+        self.names, self.estimates = names, estimates
+        self.t_run = self.t_notebook = time.perf_counter()
+        self.current = None
+
+    def begin(self, name):
+        self.current, self.t_notebook = name, time.perf_counter()
+
+    def expected(self):
+        seconds = self.estimates.get(self.current)
+        return f"; {seconds:.0f} s last time" if seconds is not None else ""
+
+    def prefix(self):
+        i = self.names.index(self.current) + 1
+        return f"[{i}/{len(self.names)} {self.current} {_clock(time.perf_counter() - self.t_notebook)}]"
+
+    def left(self):
+        """Estimated seconds left in the run, or None without timings for every notebook left."""
+        ahead = self.names[self.names.index(self.current):]
+        if any(n not in self.estimates for n in ahead):
+            return None
+        spent = time.perf_counter() - self.t_notebook
+        return max(self.estimates[self.current] - spent, 0) + sum(self.estimates[n] for n in ahead[1:])
+
+    def status(self):
+        left = self.left()
+        return (f"run {_clock(time.perf_counter() - self.t_run)}"
+                + (f", about {_clock(left)} left" if left is not None else ""))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_EPOCH = re.compile(r"^Epoch (\d+)/(\d+)$")
+# The end of a Keras progress bar: "469/469 ━━━━ 3s 6ms/step - loss: ..." (verbose=1) or
+# "469/469 - 3s - 6ms/step - loss: ..." (verbose=2).
+_BAR = re.compile(r"^\s*(\d+)/(\d+) (?:━+\s*|- )(.*)$")
+
+
+class _Stream:
+    """A file-like object papermill writes a kernel's stdout or stderr to; hands on whole lines."""
+
+    def __init__(self, on_line, stderr=False):
+        self.on_line, self.stderr, self.buffer = on_line, stderr, ""
+
+    def write(self, text):
+        self.buffer += text
+        *lines, rest = self.buffer.split("\n")
+        # A line redrawn in place (a progress bar) counts once: as it last looked.
+        self.buffer = rest.rsplit("\r", 1)[-1]
+        for line in lines:
+            self.on_line(line.rsplit("\r", 1)[-1], self.stderr)
+
+    def flush(self):
+        pass
+
+
+class _LiveLog:
+    """A running notebook's output as log lines: what its cells print, one line per epoch (the
+    finished progress bar, after its "Epoch n/N" line), no progress-bar redraws, no TensorFlow
+    start-up chatter."""
+
+    def __init__(self, emit):
+        self.emit = emit
+        self.epoch = None
+        self.stdout, self.stderr = _Stream(self._line), _Stream(self._line, stderr=True)
+
+    def _line(self, line, stderr):
+        line = _ANSI.sub("", line).rstrip()
+        if not line.strip() or (stderr and _TF_LOG.match(line)):
+            return
+        if _EPOCH.match(line):
+            self.flush()
+            self.epoch = line
+            return
+        bar = _BAR.match(line)
+        if bar:
+            done, total, rest = bar.groups()
+            if int(done) < int(total):  # a bar printed line by line: only its last state
+                return
+            head, self.epoch = self.epoch or f"{done}/{total} steps", None
+            self.emit(f"{head}: {rest}")
+            return
+        if not stderr:  # a warning may come between an epoch's two lines; a print ends the pair
+            self.flush()
+        self.emit(line)
+
+    def flush(self):
+        """Show a pending "Epoch n/N" line that no bar followed (fit with verbose=0 prints none)."""
+        if self.epoch:
+            self.emit(self.epoch)
+            self.epoch = None
 
 
 # TensorFlow's C++ start-up log (glog format) and absl's preamble: noise in a rendered notebook.
@@ -362,19 +757,26 @@ def _clean_metadata(path):
 
 
 def main(argv=None):
+    # Before anything here or in a kernel imports TensorFlow: its C++ start-up log is noise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = argparse.ArgumentParser(prog="python -m aae", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="execute every notebook and regenerate results/")
     rep.add_argument("--quick", action="store_true",
                      help=f"small settings, written to {QUICK_RESULTS.name}/ (never results/)")
-    rep.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks")
+    which = rep.add_mutually_exclusive_group()
+    which.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks")
+    which.add_argument("--from", dest="start", metavar="NAME",
+                       help="restart a run at this notebook: the ones before it keep their results "
+                            "(they must have finished in the output folder), the summary covers all")
     rep.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE", default=[],
                      help="override a parameter in every notebook that has it")
-    rep.add_argument("--output-dir", type=Path, help="where figures and metrics go")
+    rep.add_argument("--output-dir", type=Path,
+                     help="where figures, metrics and (unless it is results/) the executed notebooks go")
     rep.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
                      help="Keras backend for the notebooks (default: $KERAS_BACKEND, else tensorflow)")
     rep.add_argument("--no-progress", action="store_true",
-                     help="do not show each cell and its output as the notebooks run")
+                     help="do not show each cell, its output and each epoch as the notebooks run")
     summ = sub.add_parser("summary", help="rewrite a results folder's README.md table from its "
                                            "metrics and timings (and a README block)")
     summ.add_argument("results_dir", type=Path, help="a folder written by `reproduce`")
@@ -396,7 +798,14 @@ def main(argv=None):
         return 0
     try:
         run(only=args.only, quick=args.quick, overrides=parse_overrides(args.parameter),
-            output_dir=args.output_dir, progress=not args.no_progress, backend=args.backend)
+            output_dir=args.output_dir, progress=not args.no_progress, backend=args.backend,
+            start=args.start)
+    except Stopped as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:  # Ctrl-C outside the notebooks (checking, summary): nothing half done
+        print("stopped by Ctrl-C (SIGINT) outside any notebook", file=sys.stderr)
+        return 128 + signal.SIGINT
     except ReproduceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

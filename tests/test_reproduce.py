@@ -1,8 +1,16 @@
-"""`python -m aae reproduce`: quick mode end to end, the error paths, determinism."""
+"""`python -m aae reproduce`: quick mode end to end, the error paths, determinism, stopping
+with SIGINT / SIGTERM, restarting with --from, parameter checks before anything runs."""
+import hashlib
 import json
 import os
+import queue
+import re
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -106,7 +114,8 @@ def test_unknown_names_and_parameters(tmp_path):
 def test_parameter_override_reaches_notebook(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    _tiny_notebook(nbs / "01_one.ipynb", "open(results_dir + '/x.txt', 'w').write(repr(x))")
+    _tiny_notebook(nbs / "01_one.ipynb", "open(results_dir + '/x.txt', 'w').write(repr(x))",
+                   params="x = [0]\nresults_dir = '.'")
     reproduce.run(overrides={"x": [1, 2]}, notebooks_dir=nbs, output_dir=tmp_path / "o", quick=True, progress=False)
     assert (tmp_path / "o" / "x.txt").read_text() == "[1, 2]"
 
@@ -190,3 +199,267 @@ def test_backend_choice_reaches_the_kernels_or_says_how_to_install(monkeypatch):
         reproduce.use_backend("torch")
     with pytest.raises(SystemExit):  # argparse refuses names that are no backend
         reproduce.main(["reproduce", "--backend", "theano"])
+
+
+# --- parameter checks: every bad value is named before any kernel starts ----------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epochs": -1}, "epochs = -1: epochs takes a positive integer (in variational_autoencoder, "
+                     "autoencoder, sparse_autoencoder)"),
+    ({"batch_size": "abc"}, "batch_size = 'abc': batch_size takes a positive integer"),
+    ({"epochs": 2.5}, "epochs = 2.5: epochs takes a positive integer"),
+    ({"learning_rate": 0}, "learning_rate = 0: learning_rate takes a number > 0"),
+    ({"precision": "float16"}, "precision = 'float16': precision takes one of 'auto', 'float32', "
+                               "'mixed_bfloat16'"),
+    ({"hidden": [512, -1]}, "hidden = [512, -1]: hidden takes a non-empty list, each item a positive integer"),
+    ({"models": ["vae", "gan"]}, "models = ['vae', 'gan']: models takes a non-empty list"),
+])
+def test_bad_values_are_named_before_anything_runs(tmp_path, overrides, message):
+    out = tmp_path / "out"
+    with pytest.raises(ReproduceError, match="nothing was run") as info:
+        reproduce.run(overrides=overrides, quick=True, output_dir=out, progress=False)
+    assert message in str(info.value)
+    assert not out.exists()  # not even the output folder: no kernel started
+
+
+def test_a_value_of_another_kind_than_the_default_is_refused(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _tiny_notebook(nbs / "01_one.ipynb", "pass")  # x = 1: an integer
+    with pytest.raises(ReproduceError, match=r"x = 'abc': x takes an integer, like its default 1 \(in one\)"):
+        reproduce.run(overrides={"x": "abc"}, notebooks_dir=nbs, output_dir=tmp_path / "o")
+
+
+def test_bad_value_on_the_command_line_fails_fast():
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "aae", "reproduce", "--quick", "-p", "batch_size=abc",
+                           "--output-dir", str(Path(tempfile.gettempdir()) / "aae-never-written")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "error: parameter values the notebooks cannot use; nothing was run" in proc.stderr
+    assert "batch_size = 'abc': batch_size takes a positive integer" in proc.stderr
+    assert time.perf_counter() - start < 60  # no kernel, no training: seconds, not minutes
+    assert "Could not find cuda" not in proc.stdout + proc.stderr  # no TensorFlow start-up log
+
+
+# --- where executed notebooks go, --from ---------------------------------------------------
+
+def test_output_dir_elsewhere_leaves_the_notebooks_as_they_were(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _tiny_notebook(nbs / "01_one.ipynb", "print('ran')")
+    before = (nbs / "01_one.ipynb").read_bytes()
+    reproduce.run(notebooks_dir=nbs, output_dir=tmp_path / "elsewhere", progress=False)  # a full run
+    assert (nbs / "01_one.ipynb").read_bytes() == before
+    executed = nbformat.read(tmp_path / "elsewhere" / "notebooks" / "01_one.ipynb", as_version=4)
+    assert "ran" in executed.cells[-1].outputs[0]["text"]
+
+
+def test_a_full_run_into_results_rewrites_its_notebooks_with_a_relative_results_dir(tmp_path, monkeypatch):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _tiny_notebook(nbs / "01_one.ipynb", "print('ran')")
+    monkeypatch.setattr(reproduce, "RESULTS", tmp_path / "results")  # the folder a full run writes back from
+    reproduce.run(only=["one"], notebooks_dir=nbs, output_dir=tmp_path / "results", progress=False)
+    text = (nbs / "01_one.ipynb").read_text()
+    assert 'results_dir = \\"../results\\"' in text and str(tmp_path) not in text
+    assert not (tmp_path / "results" / "notebooks").exists()
+
+
+def test_from_restarts_at_a_notebook_and_summarises_all(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for i, name in enumerate(["one", "two", "three"], 1):
+        _tiny_notebook(nbs / f"0{i}_{name}.ipynb", f"open(results_dir + '/ran.txt', 'a').write('{name} ')")
+    out = tmp_path / "out"
+    with pytest.raises(ReproduceError, match=r"--from two keeps the results of the notebooks before it, "
+                                             r"but .* has none of one"):
+        reproduce.run(start="two", notebooks_dir=nbs, output_dir=out, quick=True, progress=False)
+    reproduce.run(notebooks_dir=nbs, output_dir=out, quick=True, progress=False)
+    first = json.loads((out / "timings.json").read_text())
+    rows = reproduce.run(start="02_two", notebooks_dir=nbs, output_dir=out, quick=True, progress=False)
+    assert [r[0] for r in rows] == ["two", "three"]
+    assert (out / "ran.txt").read_text() == "one two three two three "
+    assert json.loads((out / "timings.json").read_text())["one"] == first["one"]  # kept
+    table = (out / "README.md").read_text()
+    assert all(f"| {name} |" in table for name in ("one", "two", "three"))
+    with pytest.raises(ReproduceError, match="--from: unknown notebook name 'four'"):
+        reproduce.run(start="four", notebooks_dir=nbs, output_dir=out)
+    with pytest.raises(ReproduceError, match="use --only or --from, not both"):
+        reproduce.run(start="two", only=["one"], notebooks_dir=nbs, output_dir=out)
+
+
+# --- the live log -----------------------------------------------------------------------------
+
+def test_live_log_shows_one_line_per_epoch_and_no_redraws():
+    lines = []
+    live = reproduce._LiveLog(lines.append)
+
+    def bar(step):  # what Keras's progress bar writes on each redraw (verbose=1)
+        return ("\b" * 30 + f"\r\x1b[1m{step}/469\x1b[0m \x1b[32m━━━━━━━━━━\x1b[0m\x1b[37m━━━━\x1b[0m "
+                "\x1b[1m3s\x1b[0m 6ms/step - loss: 195.1")
+    live.stdout.write("dtype policy float32\nEpoch 1/2\n" + bar(32))
+    live.stdout.write(bar(64) + bar(469) + "\nEpoch 2/2\n" + bar(32))
+    live.stderr.write("I0000 00:00:1795463816.133261   17442 port.cc:153] oneDNN custom operations are on.\n"
+                      "UserWarning: a real one\n")
+    live.stdout.write(bar(469) + "\nEpoch 1/5\n469/469 - 12s - 25ms/step - loss: 1.0\n3/10 done\n")
+    live.flush()
+    assert lines == ["dtype policy float32", "Epoch 1/2: 3s 6ms/step - loss: 195.1",
+                     "UserWarning: a real one", "Epoch 2/2: 3s 6ms/step - loss: 195.1",
+                     "Epoch 1/5: 12s - 25ms/step - loss: 1.0", "3/10 done"]
+
+
+def test_time_left_comes_from_the_last_runs_timings():
+    clock = reproduce._Clock(["a", "b", "c"], {"a": 100.0, "b": 50.0, "c": 20.0})
+    clock.begin("b")
+    assert clock.prefix().startswith("[2/3 b 0:0")
+    assert 69 <= clock.left() <= 70  # b's 50 s (just begun) and c's 20 s
+    assert re.fullmatch(r"run 0:0\d, about 1:10 left", clock.status())
+    unknown = reproduce._Clock(["a", "d"], {"a": 1.0})
+    unknown.begin("a")
+    assert unknown.left() is None and "left" not in unknown.status()
+
+
+def test_backup_puts_back_what_a_stopped_notebook_wrote(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "a.json").write_text("old")
+    (tmp_path / "fig.png").write_text("old fig")
+    (tmp_path / "notebooks").mkdir()  # the runner's own: not the notebook's to change
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text("kept")
+    backup = reproduce._Backup(tmp_path)
+    (tmp_path / "fig.png").unlink()
+    (tmp_path / "metrics" / "a.json").write_text("new")
+    (tmp_path / "new.png").write_text("half of a run")
+    changed = backup.restore()
+    assert sorted(map(str, changed)) == ["fig.png", "metrics/a.json", "new.png"]
+    assert (tmp_path / "fig.png").read_text() == "old fig"
+    assert (tmp_path / "metrics" / "a.json").read_text() == "old"
+    assert not (tmp_path / "new.png").exists()
+    assert not backup.copy.exists()
+
+
+# --- stopping a run: SIGINT (Ctrl-C) and SIGTERM to its process group ---------------------------
+
+def _tree_digest(*folders):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _kernels_of(pid):
+    """Live processes that jupyter_client started for runner `pid` (they carry JPY_PARENT_PID)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                env = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"JPY_PARENT_PID={pid}".encode() in env:
+                found.append(int(entry.name))
+    return found
+
+
+class _Run:
+    """A runner started in its own process group (as a terminal starts a command), its output
+    read line by line as it comes."""
+
+    def __init__(self, args):
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, start_new_session=True, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines, self.stderr, self._queue = [], [], queue.Queue()
+        threading.Thread(target=self._read, args=(self.proc.stdout, self._queue.put), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr.append), daemon=True).start()
+
+    @staticmethod
+    def _read(stream, put):
+        for line in stream:
+            put(line)
+
+    def wait_for(self, pattern, timeout=300):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, f"runner ended early:\n{''.join(self.lines)}{''.join(self.stderr)}"
+                continue
+            self.lines.append(line)
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no line matching {pattern!r} in {timeout} s:\n{''.join(self.lines)}")
+
+    def stop(self, signum, timeout=60):
+        """Signal the whole process group; returns (exit status, seconds until the runner ended)."""
+        start = time.monotonic()
+        os.killpg(self.proc.pid, signum)
+        status = self.proc.wait(timeout=timeout)
+        return status, time.monotonic() - start
+
+
+def _check_stopped_cleanly(run, out, committed):
+    assert _kernels_of(run.proc.pid) == []
+    assert not list(out.glob(".*.ipynb"))  # the temporary notebook is gone
+    assert committed == _tree_digest(ROOT / "notebooks", ROOT / "results")
+
+
+def test_sigint_stops_a_quick_run_mid_notebook(tmp_path, mnist_dir):
+    out = tmp_path / "out"
+    committed = _tree_digest(ROOT / "notebooks", ROOT / "results")
+    run = _Run(["-m", "aae", "reproduce", "--quick", "--output-dir", str(out)])
+    run.wait_for(r"^    done in")  # notebook 1 finished ...
+    run.wait_for(r"^\[2/5 autoencoder [\d:]+\] Epoch 1/2: ")  # ... and notebook 2 is training
+    assert _kernels_of(run.proc.pid)  # the check below would see a kernel left behind
+    status, seconds = run.stop(signal.SIGINT)
+    print(f"SIGINT: stopped in {seconds:.1f} s")
+    assert status == 130
+    assert seconds < 10
+    message = "".join(run.stderr)
+    assert re.search(r"stopped by Ctrl-C \(SIGINT\) in notebook autoencoder \(02_autoencoder.ipynb\) "
+                     r"in cell \d+ \(", message), message
+    assert "keep their results (variational_autoencoder)" in message
+    assert "--from autoencoder" in message
+    _check_stopped_cleanly(run, out, committed)
+    # the finished notebook keeps its results; the stopped one left nothing
+    assert (out / "metrics" / "variational_autoencoder.json").exists()
+    assert (out / "notebooks" / "01_variational_autoencoder.ipynb").exists()
+    assert list(json.loads((out / "timings.json").read_text())) == ["variational_autoencoder"]
+    assert not (out / "metrics" / "autoencoder.json").exists()
+    assert not list(out.glob("autoencoder_*.png"))
+    assert not (out / "notebooks" / "02_autoencoder.ipynb").exists()
+    assert not (out / "README.md").exists()
+
+
+def test_sigterm_stops_a_quick_run_mid_notebook(tmp_path, mnist_dir):
+    out = tmp_path / "out"
+    committed = _tree_digest(ROOT / "notebooks", ROOT / "results")
+    run = _Run(["-m", "aae", "reproduce", "--quick", "--output-dir", str(out)])
+    run.wait_for(r"^\[1/5 variational_autoencoder [\d:]+\] Epoch 1/2: ")
+    status, seconds = run.stop(signal.SIGTERM)
+    print(f"SIGTERM: stopped in {seconds:.1f} s")
+    assert status == 143
+    assert seconds < 10
+    message = "".join(run.stderr)
+    assert "stopped by SIGTERM in notebook variational_autoencoder" in message, message
+    assert "no notebook had finished" in message
+    _check_stopped_cleanly(run, out, committed)
+    assert not (out / "metrics").exists() or not list((out / "metrics").iterdir())
+    assert not list(out.glob("*.png")) and not (out / "notebooks").exists()
+
+
+def test_a_kernel_that_ignores_the_interrupt_is_killed(tmp_path):
+    nbs, out = tmp_path / "nbs", tmp_path / "out"
+    nbs.mkdir()
+    _tiny_notebook(nbs / "01_deaf.ipynb", "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                          "print('ignoring SIGINT', flush=True)\ntime.sleep(300)")
+    code = ("import sys\nfrom aae.reproduce import Stopped, run\n"
+            f"try:\n    run(notebooks_dir={str(nbs)!r}, output_dir={str(out)!r}, quick=True)\n"
+            "except Stopped as exc:\n    print(exc, file=sys.stderr)\n    sys.exit(exc.status)\n")
+    run = _Run(["-c", code])
+    run.wait_for(r"ignoring SIGINT", timeout=120)
+    status, seconds = run.stop(signal.SIGINT)
+    assert status == 130
+    assert reproduce.GRACE_SECONDS <= seconds < reproduce.GRACE_SECONDS + 6
+    assert "stopped by Ctrl-C (SIGINT) in notebook deaf (01_deaf.ipynb) in cell 2 (import signal, time)" \
+        in "".join(run.stderr)
+    assert _kernels_of(run.proc.pid) == [] and not list(out.glob(".*.ipynb"))
