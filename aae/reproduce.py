@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -345,7 +346,7 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
                                log if progress else None, rows, only)
             record_timing(results_dir, name, seconds)
             rows.append((name, seconds, headline(results_dir, name)))
-            log(f"    done in {seconds:.0f} s ({clock.status()})")
+            log(f"    done in {seconds:.0f} s ({clock.status(done=True)})")
         if stop.signum:
             raise stop.stopped("after the last notebook, before the summary", rows, None, only)
     if not only:
@@ -374,6 +375,7 @@ def _execute(name, path, params, results_dir, write_back, stop, clock, log, fini
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", prefix=f".{path.stem}-", dir=results_dir)
     os.close(fd)
     backup = _Backup(results_dir)
+    kernel_output = tempfile.TemporaryFile()  # the kernel process's own output (see kernel_manager_class)
     live = _LiveLog(lambda text: log(f"{clock.prefix()} {text}")) if log else None
     current = {"index": None, "source": ""}  # the cell running now, for the message after a stop
 
@@ -382,7 +384,7 @@ def _execute(name, path, params, results_dir, write_back, stop, clock, log, fini
             raise _Halt
         if cell.cell_type == "code" and cell.source.strip():
             current.update(index=cell_index, source=cell.source)
-            if live:
+            if live and not {"parameters", "injected-parameters"} & set(cell.metadata.get("tags", [])):
                 live.flush()
                 log(f"{clock.prefix()} cell {cell_index}: {_first_line(cell.source)}  ({clock.status()})")
 
@@ -392,22 +394,26 @@ def _execute(name, path, params, results_dir, write_back, stop, clock, log, fini
             papermill.execute_notebook(
                 str(path), tmp, parameters=params, cwd=str(path.parent), progress_bar=False,
                 log_output=False, stdout_file=live and live.stdout, stderr_file=live and live.stderr,
-                kernel_name="python3", kernel_manager_class=stop.kernel_manager_class(),
+                kernel_name="python3", kernel_manager_class=stop.kernel_manager_class(kernel_output),
                 on_cell_start=on_cell_start)
     except BaseException as exc:
         stop.kernel_done()
         if stop.signum:
             Path(tmp).unlink(missing_ok=True)
             restored = backup.restore()
-            where = (f"in cell {current['index']} ({_first_line(current['source'])})"
-                     if current["index"] is not None else "while its kernel was starting")
-            raise stop.stopped(f"in notebook {name} ({path.name}) {where}, {_clock(time.perf_counter() - t0)} "
+            raise stop.stopped(f"in notebook {name} ({path.name}) {_where(current)}, "
+                               f"{_clock(time.perf_counter() - t0)} "
                                f"into it; the {len(restored)} file(s) it had written in {results_dir} "
                                f"are put back as they were, and its notebook is not rewritten",
                                finished, name, only) from None
         backup.discard()
         if not isinstance(exc, PapermillExecutionError):
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, RuntimeError):  # nbclient's DeadKernelError, a kernel that did not start
+                raise ReproduceError(
+                    f"notebook {name} ({path}): its kernel stopped {_where(current)}: "
+                    f"{type(exc).__name__}: {exc}{_tail(kernel_output)}\nResults of the notebooks "
+                    f"before it are kept.") from None
             raise
         failed = results_dir / "failed" / path.name
         failed.parent.mkdir(exist_ok=True)
@@ -418,6 +424,7 @@ def _execute(name, path, params, results_dir, write_back, stop, clock, log, fini
             f"The executed copy with the traceback is at {failed}; results of the "
             f"notebooks before it are kept.") from None
     finally:
+        kernel_output.close()
         if live:
             live.flush()
     stop.kernel_done()
@@ -430,6 +437,19 @@ def _execute(name, path, params, results_dir, write_back, stop, clock, log, fini
     os.replace(tmp, target)
     (results_dir / "failed" / path.name).unlink(missing_ok=True)  # stale copy of a past failure
     return seconds
+
+
+def _where(current):
+    if current["index"] is None:
+        return "while its kernel was starting"
+    return f"in cell {current['index']} ({_first_line(current['source'])})"
+
+
+def _tail(output, lines=15):
+    """The last lines of a kernel process's own output, less TensorFlow's start-up log."""
+    output.seek(0)
+    text = _drop_tf_log(output.read().decode(errors="replace")).strip().splitlines()[-lines:]
+    return ("\nThe kernel process's last output:\n  " + "\n  ".join(text)) if text else ""
 
 
 class _Halt(Exception):
@@ -497,8 +517,9 @@ class _StopOnSignals:
                 process.wait(timeout=10)
         self.kernel = None
 
-    def kernel_manager_class(self):
-        """A kernel manager class for nbclient that tells this object which kernel is running."""
+    def kernel_manager_class(self, output):
+        """A kernel manager class for nbclient that tells this object which kernel is running and
+        sends the kernel process's own stdout and stderr to the file `output`."""
         from jupyter_client.manager import AsyncKernelManager
 
         stop = self
@@ -507,6 +528,13 @@ class _StopOnSignals:
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
                 stop.kernel = self
+
+            async def start_kernel(self, **kwargs):
+                # What cells print reaches the runner as messages. The process's own output is
+                # ipykernel's notices and TensorFlow's C++ start-up log, which TensorFlow 2.21
+                # writes whatever TF_CPP_MIN_LOG_LEVEL says: kept out of the terminal, shown
+                # only if the kernel dies.
+                await super().start_kernel(**{"stdout": output, "stderr": subprocess.STDOUT, **kwargs})
 
             async def shutdown_kernel(self, now=False, restart=False):
                 # Stopping: kill at once; a graceful shutdown waits for a busy kernel to answer.
@@ -635,16 +663,18 @@ class _Clock:
         i = self.names.index(self.current) + 1
         return f"[{i}/{len(self.names)} {self.current} {_clock(time.perf_counter() - self.t_notebook)}]"
 
-    def left(self):
-        """Estimated seconds left in the run, or None without timings for every notebook left."""
-        ahead = self.names[self.names.index(self.current):]
+    def left(self, done=False):
+        """Estimated seconds left in the run (`done`: the current notebook has finished), or
+        None without timings for every notebook left."""
+        ahead = self.names[self.names.index(self.current) + done:]
         if any(n not in self.estimates for n in ahead):
             return None
         spent = time.perf_counter() - self.t_notebook
-        return max(self.estimates[self.current] - spent, 0) + sum(self.estimates[n] for n in ahead[1:])
+        current = 0 if done else max(self.estimates[self.current] - spent, 0)
+        return current + sum(self.estimates[n] for n in ahead[0 if done else 1:])
 
-    def status(self):
-        left = self.left()
+    def status(self, done=False):
+        left = self.left(done)
         return (f"run {_clock(time.perf_counter() - self.t_run)}"
                 + (f", about {_clock(left)} left" if left is not None else ""))
 

@@ -101,6 +101,18 @@ def test_failing_notebook_names_cell_and_keeps_earlier_results(tmp_path):
     assert not list((tmp_path / "out").glob(".*.ipynb"))  # no temporary files left
 
 
+def test_a_dying_kernel_is_reported_with_its_last_output(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _tiny_notebook(nbs / "01_crash.ipynb", "import os, sys\nos.write(2, b'native library says goodbye\\n')\n"
+                                           "os._exit(3)")
+    with pytest.raises(ReproduceError, match=r"notebook crash .*: its kernel stopped in cell 2 \(import os, sys\)"
+                                             r"(.|\n)*native library says goodbye") as info:
+        reproduce.run(notebooks_dir=nbs, output_dir=tmp_path / "out", quick=True, progress=False)
+    assert "port.cc" not in str(info.value)
+    assert not list((tmp_path / "out").glob(".*.ipynb"))
+
+
 def test_unknown_names_and_parameters(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
@@ -315,6 +327,7 @@ def test_time_left_comes_from_the_last_runs_timings():
     assert clock.prefix().startswith("[2/3 b 0:0")
     assert 69 <= clock.left() <= 70  # b's 50 s (just begun) and c's 20 s
     assert re.fullmatch(r"run 0:0\d, about 1:10 left", clock.status())
+    assert clock.left(done=True) == 20.0  # b finished: only c is left
     unknown = reproduce._Clock(["a", "d"], {"a": 1.0})
     unknown.begin("a")
     assert unknown.left() is None and "left" not in unknown.status()

@@ -16,6 +16,7 @@ class _Slow(keras.callbacks.Callback):
 
 
 def _fit_output(capsys, callbacks):
+    keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse", steps_per_execution=32)
     x = np.zeros((469 * 2, 2), "float32")  # 469 batches of 2, run in calls of 32 steps
