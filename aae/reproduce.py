@@ -401,11 +401,11 @@ def _execute(name, path, params, results_dir, write_back, stop, clock, log, fini
         if stop.signum:
             Path(tmp).unlink(missing_ok=True)
             restored = backup.restore()
+            files = (f"the {len(restored)} file(s) it had written in {results_dir} are put back as they "
+                     f"were" if restored else f"it had written nothing in {results_dir} yet")
             raise stop.stopped(f"in notebook {name} ({path.name}) {_where(current)}, "
-                               f"{_clock(time.perf_counter() - t0)} "
-                               f"into it; the {len(restored)} file(s) it had written in {results_dir} "
-                               f"are put back as they were, and its notebook is not rewritten",
-                               finished, name, only) from None
+                               f"{_clock(time.perf_counter() - t0)} into it; {files}, and its notebook "
+                               f"is not rewritten", finished, name, only) from None
         backup.discard()
         if not isinstance(exc, PapermillExecutionError):
             Path(tmp).unlink(missing_ok=True)
@@ -547,8 +547,12 @@ class _StopOnSignals:
         how = "Ctrl-C (SIGINT)" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
         kept = (f"the {len(finished)} notebook(s) that finished keep their results "
                 f"({', '.join(n for n, *_ in finished)})" if finished else "no notebook had finished")
-        again = ("" if name is None else f"; to carry on from there, run the same command with --from {name}"
-                 if not only else "; run the same command again to redo it")
+        if name is None:
+            again = ""
+        elif only or not finished:
+            again = "; run the same command again to redo it"
+        else:
+            again = f"; to carry on from there, run the same command with --from {name}"
         return Stopped(f"stopped by {how} {where}; {kept}{again}.", self.signum)
 
 

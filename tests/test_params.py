@@ -92,3 +92,19 @@ def test_without_a_rule_the_default_gives_the_kind():
     assert problems({"rate": "fast"}, defaults)[0].startswith("rate = 'fast': rate takes a number")
     assert problems({"flag": 1}, defaults)[0].startswith("flag = 1: flag takes one of True, False")
     assert problems({"unknown": object()}) == []  # no rule, no default: nothing to check against
+
+
+def test_a_notebook_stops_in_its_setup_cell_on_a_value_edited_by_hand(tmp_path, mnist_dir):
+    """As if the parameters cell said epochs = -1: the setup cell names it, before any data or model."""
+    from papermill.exceptions import PapermillExecutionError
+
+    path = ROOT / "notebooks" / "02_autoencoder.ipynb"
+    with pytest.raises(PapermillExecutionError) as info:
+        papermill.execute_notebook(str(path), str(tmp_path / "out.ipynb"), cwd=str(path.parent),
+                                   parameters={"epochs": -1, "results_dir": str(tmp_path)},
+                                   progress_bar=False, kernel_name="python3")
+    assert info.value.ename == "ParameterError"
+    assert "epochs = -1: epochs takes a positive integer" in info.value.evalue
+    assert "check_parameters(globals())" in info.value.source  # the setup cell, the first after the parameters
+    assert info.value.exec_count == 3  # parameters, injected parameters, setup
+    assert not list(tmp_path.glob("*.png"))
