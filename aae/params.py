@@ -11,10 +11,14 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["ParameterError", "Rule", "RULES", "PRECISIONS", "check_parameters", "problems"]
+__all__ = ["ParameterError", "Rule", "RULES", "PRECISIONS", "BACKENDS", "check_parameters", "problems"]
 
-# The choices of aae.runtime.set_precision (kept equal by tests/test_params.py; that module imports Keras).
+# Choices that Keras-importing modules share with the runner, which must not import Keras:
+# aae.runtime.set_precision's precisions, and each Keras backend with the requirements file that
+# installs it (the README's install lines).
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+BACKENDS = {"tensorflow": "requirements.txt", "jax": "requirements-jax.txt",
+            "torch": "requirements-torch.txt"}
 
 
 class ParameterError(ValueError):

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from .files import atomic_path, make_readable
-from .params import problems
+from .params import BACKENDS, problems
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -241,22 +241,15 @@ def update_readme_block(table, readme=ROOT / "README.md", name="results"):
     return True
 
 
-# pip lines per backend (as aae.runtime.INSTALL and the README say): the runner checks a backend
-# itself because importing aae.runtime would import Keras, and a backend, into this process,
-# which only starts kernels.
-BACKEND_REQUIREMENTS = {"tensorflow": "requirements.txt", "jax": "requirements-jax.txt",
-                        "torch": "requirements-torch.txt"}
-
-
 def use_backend(backend):
     """Make the notebooks' kernels use Keras backend `backend` (None: leave $KERAS_BACKEND)."""
     if backend is None:
         return os.environ.get("KERAS_BACKEND", "tensorflow")
-    if backend not in BACKEND_REQUIREMENTS:
-        raise ReproduceError(f"backend must be one of {tuple(BACKEND_REQUIREMENTS)}, got {backend!r}.")
+    if backend not in BACKENDS:
+        raise ReproduceError(f"backend must be one of {tuple(BACKENDS)}, got {backend!r}.")
     if importlib.util.find_spec(backend) is None:
         raise ReproduceError(f"the {backend} backend is not installed in this Python ({backend} cannot "
-                             f"be imported); install it with `pip install -r {BACKEND_REQUIREMENTS[backend]}`.")
+                             f"be imported); install it with `pip install -r {BACKENDS[backend]}`.")
     os.environ["KERAS_BACKEND"] = backend
     return backend
 
@@ -807,7 +800,7 @@ def main(argv=None):
                      help="override a parameter in every notebook that has it")
     rep.add_argument("--output-dir", type=Path,
                      help="where figures, metrics and (unless it is results/) the executed notebooks go")
-    rep.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+    rep.add_argument("--backend", choices=tuple(BACKENDS),
                      help="Keras backend for the notebooks (default: $KERAS_BACKEND, else tensorflow)")
     rep.add_argument("--no-progress", action="store_true",
                      help="do not show each cell, its output and each epoch as the notebooks run")

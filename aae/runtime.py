@@ -14,31 +14,15 @@ from pathlib import Path
 
 import keras
 
+from .params import BACKENDS, PRECISIONS
+
 __all__ = ["BACKENDS", "PRECISIONS", "backend", "accelerator", "cpu_model", "cpu_has_bf16",
-           "runtime_info", "set_precision", "check_backend", "compile_options", "ProgressBar"]
-
-BACKENDS = ("tensorflow", "jax", "torch")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-
-# Install lines shown when a backend is missing (the README's install section says the same).
-INSTALL = {"tensorflow": "pip install -r requirements.txt",
-           "jax": "pip install -r requirements-jax.txt",
-           "torch": "pip install -r requirements-torch.txt"}
+           "runtime_info", "set_precision", "compile_options", "ProgressBar"]
 
 
 def backend():
     """The Keras backend in use: "tensorflow", "jax" or "torch"."""
     return keras.backend.backend()
-
-
-def check_backend(name):
-    """Raise a clear error unless `name` is a Keras backend installed here; returns `name`."""
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}.")
-    if importlib.util.find_spec(name) is None:
-        raise ValueError(f"the {name} backend is not installed in this Python ({name} cannot be "
-                         f"imported); install it with `{INSTALL[name]}`.")
-    return name
 
 
 def _devices(kind):

@@ -8,7 +8,7 @@ import papermill
 import pytest
 
 from aae import reproduce
-from aae.params import PRECISIONS, RULES, ParameterError, check_parameters, problems
+from aae.params import RULES, ParameterError, check_parameters, problems
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -42,11 +42,6 @@ def test_setup_cell_checks_before_anything_else_runs(path):
     statements = ast.parse("".join(code[0]["source"])).body
     first = next(s for s in statements if not isinstance(s, (ast.Import, ast.ImportFrom)))
     assert ast.unparse(first) == "check_parameters(globals())"
-
-
-def test_precision_choices_match_the_runtime():
-    from aae.runtime import PRECISIONS as RUNTIME_PRECISIONS
-    assert PRECISIONS == RUNTIME_PRECISIONS
 
 
 @pytest.mark.parametrize("name, value, accepts", [
