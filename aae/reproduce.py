@@ -147,9 +147,14 @@ def _fmt(value):
     return str(value)
 
 
-def _metrics(results_dir, name):
+def _metrics_file(results_dir, name):
+    """A notebook's whole metrics JSON ({} if it has none yet)."""
     path = Path(results_dir) / "metrics" / f"{name}.json"
-    return json.loads(path.read_text()).get("metrics", {}) if path.exists() else {}
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _metrics(results_dir, name):
+    return _metrics_file(results_dir, name).get("metrics", {})
 
 
 def headline(results_dir, name):
@@ -208,8 +213,7 @@ BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 
 def _runtime(results_dir, name):
-    path = Path(results_dir) / "metrics" / f"{name}.json"
-    return json.loads(path.read_text()).get("runtime") if path.exists() else None
+    return _metrics_file(results_dir, name).get("runtime")
 
 
 def measured_on(runtimes):
