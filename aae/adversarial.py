@@ -9,56 +9,23 @@ The phases are written once with `keras.ops`; `aae.phases` runs them on any back
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers, ops
 
+from .checks import one_of, positive_int
 from .layers import Sampling
-from .losses import bce_sum_from_logits, check_positive_int
-from .models import decode_batched
+from .losses import bce_sum_from_logits
+from .models import decode_batched, dense_stack, encode_batched, mlp_decoder, mlp_encoder
 from .phases import PhasedModel
 
-__all__ = ["AdversarialAutoencoder", "aae_encoder", "aae_decoder", "aae_discriminator",
-           "POSTERIORS"]
+__all__ = ["AdversarialAutoencoder", "adversarial_autoencoder", "aae_discriminator", "POSTERIORS"]
 
 POSTERIORS = ("deterministic", "gaussian")
 
 
 def _check_posterior(posterior):
-    if posterior not in POSTERIORS:
-        raise ValueError(f"posterior must be one of {POSTERIORS}, got {posterior!r}: "
-                         "'deterministic' (code = encoder output) or 'gaussian' "
-                         "(code sampled from N(z_mean, exp(z_log_var)) by reparameterisation).")
-    return posterior
-
-
-def _dense_stack(h, hidden, prefix):
-    for i, units in enumerate(hidden):
-        h = layers.Dense(check_positive_int("hidden units", units), activation="leaky_relu",
-                         name=f"{prefix}{i + 1}")(h)
-    return h
-
-
-def aae_encoder(latent_dim=8, hidden=(512, 512), original_dim=784, posterior="deterministic",
-                name="encoder"):
-    """Dense LeakyReLU encoder x (n, 784) -> code (n, latent_dim), or [z_mean, z_log_var]."""
-    check_positive_int("latent_dim", latent_dim)
-    x = keras.Input((original_dim,), name="x")
-    h = _dense_stack(x, hidden, "hidden")
-    if _check_posterior(posterior) == "gaussian":
-        return keras.Model(x, [layers.Dense(latent_dim, dtype="float32", name="z_mean")(h),
-                               layers.Dense(latent_dim, dtype="float32", name="z_log_var")(h)], name=name)
-    # float32 heads: under a mixed-precision policy the hidden layers compute in bfloat16,
-    # codes, logits and so the losses stay float32
-    return keras.Model(x, layers.Dense(latent_dim, dtype="float32", name="code")(h), name=name)
-
-
-def aae_decoder(latent_dim=8, hidden=(512, 512), original_dim=784, name="decoder"):
-    """Dense LeakyReLU decoder code (n, latent_dim) -> pixel logits (n, 784)."""
-    z = keras.Input((check_positive_int("latent_dim", latent_dim),), name="z")
-    logits = layers.Dense(original_dim, name="logits")(_dense_stack(z, hidden, "hidden"))
-    # the big output layer may compute in bfloat16; hand out float32 logits
-    return keras.Model(z, layers.Activation("linear", dtype="float32", name="logits_float32")(logits),
-                       name=name)
+    return one_of("posterior", posterior, POSTERIORS,
+                  " 'deterministic': code = encoder output; 'gaussian': code sampled from "
+                  "N(z_mean, exp(z_log_var)) by reparameterisation.")
 
 
 def aae_discriminator(latent_dim=8, hidden=(512, 256), n_classes=0, name="discriminator"):
@@ -66,10 +33,25 @@ def aae_discriminator(latent_dim=8, hidden=(512, 256), n_classes=0, name="discri
 
     A positive logit means "drawn from the prior".
     """
-    width = check_positive_int("latent_dim", latent_dim) + int(n_classes or 0)
+    width = positive_int("latent_dim", latent_dim) + int(n_classes or 0)
     z = keras.Input((width,), name="code_and_label" if n_classes else "code")
-    logit = layers.Dense(1, dtype="float32", name="logit")(_dense_stack(z, hidden, "hidden"))
+    logit = layers.Dense(1, dtype="float32", name="logit")(dense_stack(z, hidden, "leaky_relu"))
     return keras.Model(z, logit, name=name)
+
+
+def adversarial_autoencoder(prior, hidden=(512, 512), d_hidden=(512, 256), posterior="deterministic",
+                            supervised=False, seed=None, original_dim=784):
+    """The adversarial autoencoder for `prior` (its `dim` is the code size): dense LeakyReLU
+    encoder 784-hidden-code and decoder code-hidden-784 (pixel logits), discriminator
+    code(-label)-d_hidden-1. Compile it with one optimizer per phase (`compile`)."""
+    latent_dim = prior.dim
+    n_classes = prior.n_classes if supervised else 0
+    encoder = mlp_encoder(latent_dim, hidden, original_dim,
+                          variational=_check_posterior(posterior) == "gaussian", activation="leaky_relu")
+    decoder = mlp_decoder(latent_dim, hidden, original_dim, activation="leaky_relu")
+    return AdversarialAutoencoder(encoder, decoder,
+                                  aae_discriminator(latent_dim, d_hidden, n_classes=n_classes or 0),
+                                  prior, posterior=posterior, supervised=supervised, seed=seed)
 
 
 class AdversarialAutoencoder(PhasedModel):
@@ -93,7 +75,7 @@ class AdversarialAutoencoder(PhasedModel):
         if n_out != (2 if posterior == "gaussian" else 1):
             want = ("two outputs [z_mean, z_log_var]" if posterior == "gaussian" else "one output")
             raise ValueError(f"posterior={posterior!r} needs an encoder with {want}, but it has "
-                             f"{n_out}. Build it with aae_encoder(..., posterior={posterior!r}).")
+                             f"{n_out}. Build it with mlp_encoder(..., variational={posterior == 'gaussian'}).")
         latent_dim = encoder.outputs[0].shape[-1]
         if prior.dim != latent_dim:
             raise ValueError(f"prior has dim {prior.dim} but the encoder's codes have {latent_dim} "
@@ -217,11 +199,7 @@ class AdversarialAutoencoder(PhasedModel):
 
     def encode(self, x, batch_size=4096):
         """Codes (n, latent_dim) of images x (n, 784); posterior means for a Gaussian posterior."""
-        # Direct calls in big batches: `predict` would trace a new tf.function for every model.
-        x = np.asarray(x, "float32")
-        out = [ops.convert_to_numpy(self._mean_code(x[i:i + batch_size]))
-               for i in range(0, len(x), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.latent_dim), "float32")
+        return encode_batched(self.encoder, x, batch_size)
 
     def decode(self, z):
         """Pixel probabilities (n, 784) for codes z (n, latent_dim)."""

@@ -5,27 +5,17 @@ Per-sample terms return shape (batch,); the penalties are Keras regularizers wit
 """
 from __future__ import annotations
 
-import math
-
 import keras
 from keras import ops
 
+from . import checks
+
 __all__ = ["gaussian_kl", "bce_sum", "bce_sum_from_logits", "bce_mean_from_logits",
-           "L1Activity", "KLSparsity", "weight_decay", "check_positive_int"]
+           "L1Activity", "KLSparsity", "weight_decay"]
 
 
 def _check_weight(name, value):
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0 (it weights a penalty), got "
-                         f"{value!r}. Use 0 to switch the penalty off.")
-    return float(value)
-
-
-def check_positive_int(name, value):
-    """Raise a clear error unless `value` is an integer >= 1 (e.g. `latent_dim`)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    return value
+    return checks.non_negative(name, value, " It weights a penalty; use 0 to switch it off.")
 
 
 def gaussian_kl(z_mean, z_log_var):
@@ -79,14 +69,10 @@ class KLSparsity(keras.regularizers.Regularizer):
     """
 
     def __init__(self, p=0.05, beta=3.0, reduction="sum", eps=1e-6):
-        if not (isinstance(p, (int, float)) and 0.0 < p < 1.0):
-            raise ValueError(f"p is the target mean activation and must lie strictly between "
-                             f"0 and 1, got {p!r}. Typical values are 0.01 to 0.1.")
-        if reduction not in ("sum", "mean"):
-            raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}.")
-        self.p = float(p)
+        self.p = checks.fraction("p", p, " It is the target mean activation; typical values "
+                                 "are 0.01 to 0.1.")
         self.beta = _check_weight("beta", beta)
-        self.reduction = reduction
+        self.reduction = checks.one_of("reduction", reduction, ("sum", "mean"))
         self.eps = float(eps)
 
     def __call__(self, h):

@@ -13,20 +13,32 @@ import keras
 from keras import layers, ops
 
 from .layers import Sampling
-from .losses import bce_mean_from_logits, bce_sum_from_logits, check_positive_int, gaussian_kl
+from .checks import positive_int
+from .losses import bce_mean_from_logits, bce_sum_from_logits, gaussian_kl
 
-__all__ = ["mlp_encoder", "mlp_decoder", "VAE", "Autoencoder", "decode_batched"]
+__all__ = ["mlp_encoder", "mlp_decoder", "dense_stack", "VAE", "Autoencoder", "batched",
+           "decode_batched", "encode_batched"]
 
 
-def mlp_encoder(original_dim=784, intermediate_dim=512, latent_dim=2, variational=True,
+def dense_stack(h, hidden, activation="relu", kernel_regularizer=None, prefix="hidden"):
+    """Dense layers of widths `hidden` (a sequence; empty: none) on the tensor `h`."""
+    if isinstance(hidden, (int, np.integer)):
+        raise ValueError(f"hidden must be a list of layer widths, e.g. [{hidden}], got {hidden!r}")
+    for i, units in enumerate(hidden, start=1):
+        h = layers.Dense(positive_int("hidden units", units), activation=activation,
+                         kernel_regularizer=kernel_regularizer, name=f"{prefix}{i}")(h)
+    return h
+
+
+def mlp_encoder(latent_dim=2, hidden=(512,), original_dim=784, variational=True,
                 activation="relu", code_activation=None, kernel_regularizer=None, name="encoder"):
-    """Dense encoder; returns `[z_mean, z_log_var]` if `variational`, else the code."""
-    check_positive_int("latent_dim", latent_dim)
-    if intermediate_dim:  # 0 or None: no hidden layer
-        check_positive_int("intermediate_dim", intermediate_dim)
+    """Dense encoder x (n, original_dim) -> `[z_mean, z_log_var]` if `variational`, else the code.
+
+    `hidden`: widths of the hidden layers ([] for none, as in a one-layer code).
+    """
+    positive_int("latent_dim", latent_dim)
     x = keras.Input((original_dim,), name="x")
-    h = layers.Dense(intermediate_dim, activation=activation, kernel_regularizer=kernel_regularizer,
-                     name="hidden")(x) if intermediate_dim else x
+    h = dense_stack(x, hidden, activation, kernel_regularizer)
     if variational:
         # small heads, kept in float32 under a mixed-precision policy
         z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(h)
@@ -37,27 +49,40 @@ def mlp_encoder(original_dim=784, intermediate_dim=512, latent_dim=2, variationa
     return keras.Model(x, code, name=name)
 
 
-def mlp_decoder(latent_dim=2, intermediate_dim=512, original_dim=784, activation="relu",
+def mlp_decoder(latent_dim=2, hidden=(512,), original_dim=784, activation="relu",
                 kernel_regularizer=None, name="decoder"):
     """Dense decoder from codes to pixel *logits* (apply a sigmoid for images)."""
-    check_positive_int("latent_dim", latent_dim)
-    z = keras.Input((latent_dim,), name="z")
-    h = z
-    if intermediate_dim:
-        h = layers.Dense(intermediate_dim, activation=activation,
-                         kernel_regularizer=kernel_regularizer, name="hidden")(z)
+    z = keras.Input((positive_int("latent_dim", latent_dim),), name="z")
+    h = dense_stack(z, hidden, activation, kernel_regularizer)
     logits = layers.Dense(original_dim, kernel_regularizer=kernel_regularizer, name="logits")(h)
     # under a mixed-precision policy the big layer computes in bfloat16; hand out float32
     logits = layers.Activation("linear", dtype="float32", name="logits_float32")(logits)
     return keras.Model(z, logits, name=name)
 
 
+def batched(fn, x, batch_size=4096):
+    """`fn` (a Keras model or any callable on a batch) applied to `x` in slices of
+    `batch_size`, as one float NumPy array; a model is called directly, in inference mode
+    (`predict` would trace a new function for every model)."""
+    x = np.asarray(x, "float32")
+    call = (lambda b: fn(b, training=False)) if isinstance(fn, keras.Model) else fn
+    out = [ops.convert_to_numpy(call(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+    if not out:
+        raise ValueError("batched() got no inputs (an empty array)")
+    return np.concatenate(out)
+
+
+def encode_batched(encoder, x, batch_size=4096):
+    """Codes (n, latent_dim) of images x; the mean for an encoder returning [z_mean, z_log_var]."""
+    def code(b):
+        out = encoder(b, training=False)
+        return out[0] if isinstance(out, (list, tuple)) else out
+    return batched(code, x, batch_size).astype("float32")
+
+
 def decode_batched(decoder, z, batch_size=4096):
     """Decode codes `z` (n, latent_dim) to pixel probabilities (n, 784) in a few big calls."""
-    z = np.asarray(z, dtype="float32")
-    out = [ops.convert_to_numpy(ops.sigmoid(decoder(z[i:i + batch_size], training=False)))
-           for i in range(0, len(z), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, decoder.output_shape[-1]), "float32")
+    return batched(lambda b: ops.sigmoid(decoder(b, training=False)), z, batch_size).astype("float32")
 
 
 class _Tracked(keras.Model):
@@ -119,7 +144,7 @@ class VAE(_LossModel):
 
     def encode(self, x, batch_size=4096):
         """Posterior means (n, latent_dim) of images x (n, 784)."""
-        return self.encoder.predict(x, batch_size=batch_size, verbose=0)[0]
+        return encode_batched(self.encoder, x, batch_size)
 
     def decode(self, z):
         """Pixel probabilities (n, 784) for codes z (n, latent_dim)."""
@@ -158,7 +183,7 @@ class Autoencoder(_LossModel):
 
     def encode(self, x, batch_size=4096):
         """Codes (n, latent_dim) of images x (n, 784)."""
-        return self.encoder.predict(x, batch_size=batch_size, verbose=0)
+        return encode_batched(self.encoder, x, batch_size)
 
     def decode(self, z):
         """Pixel probabilities (n, 784) for codes z (n, latent_dim)."""

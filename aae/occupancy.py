@@ -1,109 +1,29 @@
 """How much of a 2-D latent space each digit occupies (notebook 05_latent_occupancy).
 
-A small CNN judges what every point of a dense latent grid decodes to; from that labelled
-grid we measure, per digit, the share of the prior's probability mass, the share of the area
-inside the prior's 95% region, and how many encoded test digits fall in their own region.
-Grid labels are 0..9 for digits and `UNCLEAR` (= 10) where the judge is not confident.
+The judge (`aae.judge`) labels what every point of a dense latent grid decodes to; from that
+labelled grid we measure, per digit, the share of the prior's probability mass, the share of the
+area inside the prior's 95% region, and how many encoded test digits fall in their own region.
+Grid labels are 0..9 for digits and `UNCLEAR` (= 10) where the judge is not confident. The
+figures are in `aae.plotting`, the sentences that sum the numbers up in `aae.verdicts`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
-from keras import layers, ops
-from matplotlib.colors import ListedColormap
-from matplotlib.patches import Circle, Patch
-from scipy.special import logsumexp
 from scipy.stats import chi2, entropy, norm
 
-from . import layers as _aae_layers  # noqa: F401  (registers custom layers for load_model)
-from .losses import check_positive_int
+from .checks import fraction
+from .judge import predict_proba
 from .models import decode_batched
-from .plotting import DIGIT_COLORS
 
-__all__ = ["UNCLEAR", "UNCLEAR_COLOR", "MODEL_SOURCES", "digit_classifier", "train_classifier",
-           "OccupancyGrid", "classify_grid", "encode", "load_codec", "is_standard_normal",
-           "prior_draws", "covering_lim", "prior_log_density", "prior_region",
-           "prior_mass_shares", "prior_coverage", "normal_region", "density_region",
-           "area_shares", "sweep_shares", "own_region_shares", "balance", "occupancy_summary",
-           "occupancy_map", "occupancy_bars", "shares_figure"]
+__all__ = ["UNCLEAR", "SHARE_NAMES", "OccupancyGrid", "classify_grid", "prior_draws", "covering_lim",
+           "prior_region", "prior_mass_shares", "prior_coverage", "normal_region", "density_region",
+           "area_shares", "sweep_shares", "own_region_shares", "balance", "frequencies", "occupancy_summary"]
 
 UNCLEAR = 10              # grid label of cells whose decoded image the judge is unsure about
-UNCLEAR_COLOR = "0.88"    # light grey, hatched in maps: tab10 gives digit 7 a mid grey
 SHARE_NAMES = [str(d) for d in range(10)] + ["unclear"]
-
-# Which notebook writes `<results_dir>/models/<model>_{encoder,decoder}.keras`.
-MODEL_SOURCES = {
-    "vae": "notebooks/01_variational_autoencoder.ipynb",
-    "aae_gaussian": "notebook 04, the adversarial autoencoder (its Gaussian-prior model)",
-    "aae_supervised": "notebook 04, the adversarial autoencoder (its supervised mixture-prior model)",
-}
-
-
-# --- the judge: a small CNN digit classifier ----------------------------------------------
-
-def digit_classifier(filters=(32, 64), dense_units=128, dropout=0.3, name="digit_classifier"):
-    """CNN from images (n, 784) in [0, 1] to digit probabilities (n, 10) (softmax)."""
-    for f in filters:
-        check_positive_int("filters", f)
-    check_positive_int("dense_units", dense_units)
-    x = keras.Input((784,), name="x")
-    h = layers.Reshape((28, 28, 1))(x)
-    for i, f in enumerate(filters, start=1):
-        h = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{i}")(h)
-        h = layers.MaxPooling2D(name=f"pool{i}")(h)
-    h = layers.Flatten()(h)
-    h = layers.Dense(dense_units, activation="relu", name="hidden")(h)
-    h = layers.Dropout(dropout)(h)
-    probs = layers.Dense(10, activation="softmax", name="probs")(h)
-    return keras.Model(x, probs, name=name)
-
-
-def train_classifier(x_train, y_train, x_test=None, y_test=None, epochs=3, batch_size=128,
-                     lr=2e-3, seed=None, verbose=0, **builder_kwargs):
-    """Build and train `digit_classifier`; returns (classifier, test accuracy or None).
-
-    Adam with a cosine-decaying learning rate: 3 epochs reach about 99.2% on MNIST test
-    (20-40 s per epoch on 2 CPU cores). x: (n, 784) or (n, 28, 28[, 1]) in [0, 1].
-    """
-    check_positive_int("epochs", epochs)
-    check_positive_int("batch_size", batch_size)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    x_train = np.asarray(x_train, "float32").reshape(len(x_train), -1)
-    classifier = digit_classifier(**builder_kwargs)
-    steps = epochs * int(np.ceil(len(x_train) / batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.02)
-    classifier.compile(optimizer=keras.optimizers.Adam(schedule),
-                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    classifier.fit(x_train, np.asarray(y_train), epochs=epochs, batch_size=batch_size,
-                   verbose=verbose)
-    accuracy = None
-    if x_test is not None:
-        probs = _predict_proba(classifier, np.asarray(x_test, "float32").reshape(len(x_test), -1))
-        accuracy = float(np.mean(probs.argmax(1) == np.asarray(y_test)))
-    return classifier, accuracy
-
-
-def _predict_proba(classifier, images, batch_size=4096):
-    """Digit probabilities (m, 10) from a Keras model or any callable images -> (m, 10)."""
-    if isinstance(classifier, keras.Model):
-        out = [ops.convert_to_numpy(classifier(images[i:i + batch_size], training=False))
-               for i in range(0, len(images), batch_size)]
-        probs = np.concatenate(out) if out else np.zeros((0, 10))
-    else:
-        probs = classifier(images)
-    probs = np.asarray(probs, "float64")  # also for bfloat16 outputs of mixed-precision models
-    if probs.ndim != 2 or probs.shape != (len(images), 10):
-        raise ValueError(f"the classifier must return digit probabilities of shape "
-                         f"({len(images)}, 10), got {probs.shape}")
-    if len(probs) and (probs.min() < -1e-6 or not np.allclose(probs.sum(1), 1.0, atol=1e-3)):
-        raise ValueError("the classifier must return probabilities (rows in [0, 1] summing to "
-                         "1, e.g. a softmax output), not logits")
-    return probs
 
 
 # --- the labelled latent grid -----------------------------------------------------------
@@ -173,11 +93,7 @@ class OccupancyGrid:
 
 
 def _check_threshold(threshold):
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) \
-            or not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold is the judge's minimum confidence and must lie strictly "
-                         f"between 0 and 1, got {threshold!r}")
-    return float(threshold)
+    return fraction("threshold", threshold, " It is the judge's minimum confidence.")
 
 
 def _axis_limits(lim):
@@ -214,8 +130,7 @@ def classify_grid(decode, classifier, lim=4.0, n=200, threshold=0.9, batch_size=
     for i in range(0, len(codes), batch_size):  # decode and judge chunk by chunk: bounded memory
         chunk = codes[i:i + batch_size]
         images = decode_batched(decode, chunk, batch_size) if is_keras else np.asarray(decode(chunk))
-        probs = _predict_proba(classifier, np.asarray(images, "float32").reshape(len(chunk), -1),
-                               batch_size)
+        probs = predict_proba(classifier, images, batch_size)
         predicted.append(probs.argmax(1))
         confidence.append(probs.max(1))
     predicted = np.concatenate(predicted).reshape(n, n)
@@ -224,45 +139,16 @@ def classify_grid(decode, classifier, lim=4.0, n=200, threshold=0.9, batch_size=
     return OccupancyGrid(labels, predicted, confidence, xs, ys, threshold)
 
 
-# --- models from earlier notebooks ----------------------------------------------------
-
-def encode(encoder, x, batch_size=4096):
-    """Codes (n, 2) of images x (n, 784); for an encoder returning [z_mean, z_log_var], z_mean."""
-    x = np.asarray(x, "float32")
-    codes = []
-    for i in range(0, len(x), batch_size):  # direct calls: no predict-function retracing per model
-        out = encoder(x[i:i + batch_size], training=False)
-        codes.append(ops.convert_to_numpy(out[0] if isinstance(out, (list, tuple)) else out))
-    return np.concatenate(codes).astype("float32")
-
-
-def load_codec(results_dir, model):
-    """Load `<results_dir>/models/<model>_encoder.keras` and `_decoder.keras`; (encoder, decoder).
-
-    Raises FileNotFoundError naming the notebook that writes the missing files.
-    """
-    folder = Path(results_dir) / "models"
-    paths = [folder / f"{model}_{part}.keras" for part in ("encoder", "decoder")]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        source = MODEL_SOURCES.get(model, f"the notebook that trains '{model}'")
-        raise FileNotFoundError(
-            f"model '{model}' is not trained yet: missing {', '.join(missing)}. Run {source} "
-            f"first with the same results_dir ({results_dir}), or drop '{model}' from `models`.")
-    return tuple(keras.saving.load_model(p, compile=False) for p in paths)
-
-
 # --- priors: exact N(0, I), or Monte Carlo for anything else (e.g. aae.priors.MixturePrior) ---
 
-def is_standard_normal(prior):
-    """True for None or a 2-D `aae.priors.GaussianPrior` with scale 1: the exact N(0, I) path."""
-    return prior is None or (type(prior).__name__ == "GaussianPrior"
-                             and getattr(prior, "dim", 2) == 2 and float(prior.scale) == 1.0)
+def _standard_normal(prior):
+    """None or a 2-D N(0, I) prior: occupancy measures these exactly (no Monte Carlo)."""
+    return prior is None or prior.is_standard_normal
 
 
 def prior_draws(prior, n=200_000, seed=0):
     """Monte Carlo samples (n, 2) of `prior` (anything with `sample(n, seed)`), or None for N(0, I)."""
-    return None if is_standard_normal(prior) else _check_samples(prior.sample(n, seed=seed))
+    return None if _standard_normal(prior) else _check_samples(prior.sample(n, seed=seed))
 
 
 def covering_lim(samples, minimum=4.0, quantile=0.999, step=0.5):
@@ -276,32 +162,14 @@ def covering_lim(samples, minimum=4.0, quantile=0.999, step=0.5):
     return float(max(minimum, step * np.ceil(reach / step)))
 
 
-def prior_log_density(prior):
-    """log p(z) in nats, a callable (m, 2) -> (m,), for 2-D aae.priors Gaussian/mixture priors.
-
-    Returns None for other priors (`density_region` then falls back to a KDE of samples).
-    """
-    if hasattr(prior, "means") and hasattr(prior, "std"):  # equal-weight isotropic mixture
-        means, var = np.asarray(prior.means, "float64"), float(prior.std) ** 2
-
-        def log_density(z):
-            d2 = ((np.asarray(z, "float64")[:, None, :] - means[None]) ** 2).sum(-1)
-            return logsumexp(-0.5 * d2 / var, axis=1) - np.log(len(means) * 2 * np.pi * var)
-        return log_density
-    if prior is None or hasattr(prior, "scale"):
-        var = 1.0 if prior is None else float(prior.scale) ** 2
-        return lambda z: -0.5 * (np.asarray(z, "float64") ** 2).sum(-1) / var - np.log(2 * np.pi * var)
-    return None
-
-
 def prior_region(grid, prior=None, samples=None, level=0.95):
     """Boolean (n, n) mask of the prior's `level` region: the exact disc for N(0, I), else
     the highest-density region from `samples` (see `density_region`)."""
-    if is_standard_normal(prior):
+    if _standard_normal(prior):
         return normal_region(grid, level)
     if samples is None:
         raise ValueError("a prior other than N(0, I) needs its Monte Carlo samples (prior_draws)")
-    return density_region(grid, samples, prior_log_density(prior), level)
+    return density_region(grid, samples, prior.log_density, level)
 
 
 # --- measurements ---------------------------------------------------------------------
@@ -360,7 +228,7 @@ def density_region(grid, samples, log_density=None, level=0.95):
     For N(0, I) this is the disc of `normal_region`.
     """
     samples = _check_samples(samples)
-    if log_density is None:
+    if log_density is None or log_density(samples[:1]) is None:  # no closed form: a KDE of the samples
         from scipy.stats import gaussian_kde
 
         kde = gaussian_kde(samples.T)
@@ -405,7 +273,7 @@ def own_region_shares(grid, codes, labels):
         return np.bincount(labels[hit], minlength=10)[:10] / total
 
 
-def _frequencies(train_counts):
+def frequencies(train_counts):
     counts = (np.array([train_counts[d] for d in range(10)], "float64")
               if isinstance(train_counts, dict) else np.asarray(train_counts, "float64"))
     if counts.shape != (10,) or counts.min() < 0 or counts.sum() <= 0:
@@ -424,7 +292,7 @@ def balance(shares, train_counts):
     `clear_shares` (10,), the renormalised shares.
     """
     p = np.asarray(shares, "float64")[:10]
-    q = _frequencies(train_counts)
+    q = frequencies(train_counts)
     if p.sum() <= 0:
         nan = np.full(10, np.nan)
         return {"kl_nats": np.nan, "entropy_ratio": np.nan, "over_representation": nan,
@@ -466,7 +334,7 @@ def occupancy_summary(grid, train_counts, codes=None, labels=None, prior_samples
         "over_representation": _named(bal["over_representation"]),
         "most_over_represented": (None if np.isnan(bal["kl_nats"])
                                   else int(np.argmax(bal["over_representation"]))),
-        "training_frequency": _named(_frequencies(train_counts)),
+        "training_frequency": _named(frequencies(train_counts)),
         "confidence_threshold": grid.threshold,
         "grid": {"n": grid.n, "extent": [float(v) for v in grid.extent]},
     }
@@ -475,114 +343,3 @@ def occupancy_summary(grid, train_counts, codes=None, labels=None, prior_samples
         summary["own_region_share"] = _named(own, SHARE_NAMES[:10])  # None: digit absent
         summary["own_region_share_all"] = float(np.mean(grid.label_at(codes) == np.asarray(labels)))
     return summary
-
-
-# --- figures -----------------------------------------------------------------------------
-
-def occupancy_map(grid, ax=None, codes=None, labels=None, region=None, title=None, s=3):
-    """Latent plane coloured by decoded digit (DIGIT_COLORS; unclear in grey).
-
-    codes, labels: optional test codes (m, 2) drawn on top in their true digit's colour
-    (black rim), so codes in a wrong region stand out. region: a radius (draws that circle)
-    or a boolean (n, n) mask (draws its outline), e.g. the prior's 95% region.
-    """
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    cmap = ListedColormap(list(DIGIT_COLORS) + [UNCLEAR_COLOR])
-    ax.imshow(grid.labels, cmap=cmap, vmin=-0.5, vmax=10.5, extent=grid.extent,
-              interpolation="nearest", alpha=0.6 if codes is not None else 0.9)
-    with plt.rc_context({"hatch.color": "0.55", "hatch.linewidth": 0.6}):
-        ax.contourf(grid.xs, grid.ys, (grid.labels == UNCLEAR).astype(float), levels=[0.5, 1.5],
-                    colors="none", hatches=["////"])
-    if codes is not None:
-        codes, labels = np.asarray(codes), np.asarray(labels)
-        ax.scatter(codes[:, 0], codes[:, 1], s=s, c=[DIGIT_COLORS[d] for d in labels],
-                   edgecolors="k", linewidths=0.2, rasterized=True)
-    if region is not None:
-        if np.ndim(region) == 0:
-            ax.add_patch(Circle((0, 0), float(region), fill=False, ls="--", lw=1.5, ec="k"))
-        else:
-            ax.contour(grid.xs, grid.ys, np.asarray(region, float), levels=[0.5],
-                       colors="k", linestyles="--", linewidths=1.5)
-    left, right, bottom, top = grid.extent
-    ax.set_xlim(left, right), ax.set_ylim(bottom, top)
-    ax.set_aspect("equal")
-    handles = [Patch(color=DIGIT_COLORS[d], label=str(d)) for d in range(10)]
-    handles.append(Patch(facecolor=UNCLEAR_COLOR, edgecolor="0.55", hatch="////",
-                         label=f"unclear (< {grid.threshold:g})"))
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
-              title="decodes to")
-    ax.set_xlabel("$z_1$"), ax.set_ylabel("$z_2$")
-    if title:
-        ax.set_title(title)
-    return fig or ax.figure
-
-
-SERIES_COLORS = ["0.6", "#1f3b73", "#6f9bd1", "#b9d3ee"]  # neutral, so digits keep their colours
-
-
-def occupancy_bars(series, ax=None, title=None, colors=SERIES_COLORS):
-    """Grouped bars: one group per digit (plus "unclear"), one bar per entry of `series`.
-
-    series: {name: shares (10,) or (11,)}; a (10,) series (e.g. training frequencies)
-    has no unclear bar. Tick labels carry the digit colours.
-    """
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 3.5))
-    k = len(series)
-    width = 0.8 / k
-    x = np.arange(max(len(v) for v in series.values()))  # 10 digits, or 11 with "unclear"
-    for i, (name, values) in enumerate(series.items()):
-        values = np.asarray(values, "float64")
-        xi = x[:len(values)] + (i - (k - 1) / 2) * width
-        ax.bar(xi, values, width, label=name, color=colors[i % len(colors)], edgecolor="k",
-               linewidth=0.3)
-    ax.axhline(0.1, color="k", lw=0.6, ls=":")  # a perfectly even split of ten digits
-    ax.set_xticks(x, SHARE_NAMES[:len(x)])
-    for tick, color in zip(ax.get_xticklabels(), list(DIGIT_COLORS) + ["0.4"]):
-        tick.set_color(color), tick.set_fontweight("bold")
-    ax.set_ylabel("share")
-    ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    if title:
-        ax.set_title(title)
-    return fig or ax.figure
-
-
-SHARE_SERIES = {"prior_mass_share": ("prior-mass share", "prior mass"),
-                "area_share_95": ("area share (95% region)", "95% region"),
-                "sweep_share": ("sweep share (whole square)", "square")}
-
-
-def shares_figure(summaries, train_counts, clear=True):
-    """One `occupancy_bars` panel per model: training frequency next to the measured shares.
-
-    summaries: {model: occupancy_summary(...)}. With `clear`, every share is renormalised over
-    the ten clear digits (the scale the training frequencies live on, and the one the
-    over-representation ratio uses) and the unclear shares go into the panel title;
-    otherwise the raw shares are drawn with an "unclear" group.
-    """
-    freq = _frequencies(train_counts)
-    fig, axes = plt.subplots(len(summaries), 1, figsize=(10, 3.2 * len(summaries)),
-                             sharex=True, sharey=True, squeeze=False)
-    for ax, (model, summary) in zip(axes[:, 0], summaries.items()):
-        series = {"training frequency": freq}
-        for key, (name, _) in SHARE_SERIES.items():
-            values = np.array([summary[key][k] for k in SHARE_NAMES], "float64")
-            with np.errstate(invalid="ignore", divide="ignore"):  # NaN bars: nothing clear
-                series[name] = values[:10] / values[:10].sum() if clear else values
-        if summary["kl_nats"] is None:
-            title = f"{model}: no decoded image is a clear digit"
-        else:
-            title = (f"{model}: KL = {summary['kl_nats']:.3f} nats, entropy ratio = "
-                     f"{summary['entropy_ratio']:.3f}, zero x{summary['over_representation']['0']:.2f}")
-        if clear:
-            title += "\nunclear, left out: " + ", ".join(
-                f"{summary[key]['unclear']:.0%} of the {where}" for key, (_, where) in SHARE_SERIES.items())
-        occupancy_bars(series, ax=ax, title=title)
-        if clear:
-            ax.set_ylabel("share of clear digits")
-    axes[-1, 0].set_xlabel("digit the decoded image is judged to be")
-    fig.tight_layout()
-    return fig

@@ -8,6 +8,7 @@ it in its own process.
 """
 from __future__ import annotations
 
+import ast
 import math
 import numbers
 
@@ -81,9 +82,12 @@ def text(what="text"):
     return Rule(f"a non-empty string ({what})", lambda v: isinstance(v, str) and v.strip() != "")
 
 
-def list_of(rule):
-    return Rule(f"a non-empty list, each item {rule.accepts}",
-                lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(rule(x) for x in v))
+def list_of(rule, empty=False, length=None):
+    """A list (or tuple) of items that pass `rule`; non-empty unless `empty`, of `length` if given."""
+    size = f"a list of {length}" if length else ("a list" if empty else "a non-empty list")
+    return Rule(f"{size}, each item {rule.accepts}",
+                lambda v: isinstance(v, (list, tuple)) and (empty or len(v) > 0)
+                and (length is None or len(v) == length) and all(rule(x) for x in v))
 
 
 def any_of(*rules):
@@ -92,8 +96,8 @@ def any_of(*rules):
 
 def _variant(v):
     """One entry of notebook 03's `variants`."""
-    if not (isinstance(v, dict) and isinstance(v.get("name"), str) and _is_int(v.get("hidden"))
-            and v["hidden"] >= 1 and isinstance(v.get("activation"), str)):
+    if not (isinstance(v, dict) and isinstance(v.get("name"), str) and _is_int(v.get("latent_dim"))
+            and v["latent_dim"] >= 1 and isinstance(v.get("activation"), str)):
         return False
     if not (v.get("weight_decay", 0.0) == 0.0 or NON_NEGATIVE(v["weight_decay"])):
         return False
@@ -113,7 +117,6 @@ NON_NEGATIVE = number(at_least=0)
 FRACTION = number(above=0, below=1)
 PROBABILITY_THRESHOLD = number(above=0, at_most=1)
 SIZE = optional(integer(1, why="a number of images"))
-MODEL_NAMES = ("vae", "aae_gaussian", "aae_supervised")
 
 # One rule per parameter name, shared by every notebook that has the parameter (the names are
 # fixed across notebooks, STYLE.md). tests/test_params.py checks that every parameter of every
@@ -122,8 +125,6 @@ RULES = {
     "seed": integer(0, 2**32 - 1, why="NumPy's seed range"),
     "results_dir": text("a folder"),
     "data_dir": optional(text("the folder holding mnist.npz")),
-    "original_dim": one_of(784),  # the 28 x 28 MNIST pixels: the data fix it
-    "intermediate_dim": integer(0, why="0: no hidden layer"),
     "latent_dim": POSITIVE_INT,
     "epochs": POSITIVE_INT,
     "epochs_2d": POSITIVE_INT,
@@ -150,10 +151,10 @@ RULES = {
     "target_p": FRACTION,
     "near_zero": FRACTION,
     "variants": list_of(Rule(
-        "a dict with name (text), hidden (a positive integer), activation (a Keras activation name), "
+        "a dict with name (text), latent_dim (a positive integer), activation (a Keras activation name), "
         "penalty (None; 'l1' with lam > 0; or 'kl' with 0 < p < 1, beta > 0 and reduction 'sum' or "
         "'mean') and optionally weight_decay >= 0", _variant)),
-    "hidden": list_of(POSITIVE_INT),
+    "hidden": list_of(POSITIVE_INT, empty=True),  # [] : no hidden layer
     "d_hidden": list_of(POSITIVE_INT),
     "posterior": one_of("deterministic", "gaussian"),
     "mixture_radius": POSITIVE,
@@ -167,8 +168,16 @@ RULES = {
     "prior_points": POSITIVE_INT,
     "n_sweep": POSITIVE_INT,
     "n_show": POSITIVE_INT,
-    # papermill's command line passes lists as text: notebook 05 also takes "vae,aae_gaussian"
-    "models": any_of(list_of(one_of(*MODEL_NAMES)), text("model names separated by commas")),
+    # None: every saved 2-D model; papermill's command line passes lists as text: "vae,aae_gaussian"
+    "models": optional(any_of(list_of(text("a saved model's name")),
+                              text("model names separated by commas"))),
+    "eval_batch_size": POSITIVE_INT,
+    "sweep_dims": list_of(integer(0), length=2),
+    "baseline": text("a variant's name"),
+    "histogram_bins": POSITIVE_INT,
+    "classifier_filters": list_of(POSITIVE_INT),
+    "classifier_units": POSITIVE_INT,
+    "classifier_learning_rate": POSITIVE,
     "grid_n": POSITIVE_INT,
     "grid_lim": POSITIVE,
     "confidence_threshold": PROBABILITY_THRESHOLD,
@@ -219,12 +228,53 @@ def problems(values, defaults=None):
     return out
 
 
+PARAMETERS_HEADER = "# Parameters"  # the first line of every parameters cell (and papermill's injected one)
+
+
+def _parameter_names(history):
+    """Names assigned in the last parameters cell run in this kernel and in the cells of
+    parameters injected after it, from IPython's input history `In`; None without one."""
+    if not isinstance(history, list):
+        return None
+    starts = [i for i, src in enumerate(history) if isinstance(src, str)
+              and src.lstrip().startswith(PARAMETERS_HEADER + ":")]
+    if not starts:
+        return None
+    names = set()
+    for src in history[starts[-1]:]:
+        if not (isinstance(src, str) and src.lstrip().startswith(PARAMETERS_HEADER)):
+            continue
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+# What IPython puts in a kernel's globals before any cell runs.
+_KERNEL_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+_VALUE_TYPES = (bool, int, float, str, list, tuple, dict, type(None))
+
+
 def check_parameters(namespace):
-    """Raise ParameterError naming every parameter in `namespace` (a notebook's `globals()`)
-    whose value its rule in RULES rejects. Names without a rule are not parameters: ignored."""
-    found = problems({k: namespace[k] for k in RULES if k in namespace})
+    """The notebook's parameters, {name: value}, checked: call it first thing in the setup cell,
+    `parameters = check_parameters(globals())`, when only the parameters cell has run.
+
+    Raises ParameterError naming every parameter whose value its rule in RULES rejects. The
+    returned dict is what the notebook records in its metrics file: one place, no second list.
+    """
+    names = _parameter_names(namespace.get("In"))
+    params = {k: v for k, v in namespace.items()
+              if (k in names if names is not None else
+                  not k.startswith("_") and k not in _KERNEL_NAMES and isinstance(v, _VALUE_TYPES))}
+    found = problems({k: params[k] for k in RULES if k in params})
     if found:
         raise ParameterError(
             "this notebook cannot use these parameter values; change them in the parameters cell "
             "(or in the -p values given to the reproduce command) and run the notebook again:\n  "
             + "\n  ".join(found))
+    return params

@@ -3,32 +3,24 @@
 Each prior has `sample(n, seed)` (NumPy, float32 (n, dim), for plots and generation) and
 `sample_tensor(n, seed_generator)` (keras.random, for use inside a compiled `train_step`).
 Priors with `n_classes` split their mass into one region per class; `labels=` then draws each
-point from its label's region (the supervised AAE).
+point from its label's region (the supervised AAE). `log_density(z)` gives log p(z) in nats where
+it has a closed form (None otherwise), and `get_config()` / `prior_from_config()` carry a prior
+through the JSON saved beside a trained model (`aae.saving`).
 """
 from __future__ import annotations
-
-import math
 
 import keras
 import numpy as np
 from keras import ops
+from scipy.special import logsumexp
 
-from .losses import check_positive_int
+from .checks import non_negative_int, positive, positive_int
 
-__all__ = ["GaussianPrior", "MixturePrior", "SwissRollPrior"]
-
-
-def _positive(name, value, hint=""):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.{hint}")
-    return float(value)
+__all__ = ["GaussianPrior", "MixturePrior", "SwissRollPrior", "prior_from_config"]
 
 
 def _check_n(n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n (the number of samples) must be an integer >= 0, got {n!r}.")
-    return int(n)
+    return non_negative_int("n", n, "the number of samples")
 
 
 class _Prior:
@@ -36,6 +28,19 @@ class _Prior:
 
     dim = 2
     n_classes = None  # None: no per-class regions, so no supervised variant
+    is_standard_normal = False  # True only for N(0, I) in 2-D: occupancy measures it exactly
+
+    def log_density(self, z):
+        """log p(z) in nats, (m,) for codes z (m, dim); None where there is no closed form."""
+        return None
+
+    def get_config(self):
+        """The constructor's arguments, with the class name: JSON-ready."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "class")
+        return f"{type(self).__name__}({args})"
 
     def _labels(self, n, rng, labels):
         """Validated int labels of length n; uniform random ones when `labels` is None."""
@@ -60,9 +65,18 @@ class GaussianPrior(_Prior):
     """Isotropic Gaussian N(0, scale^2 I) in `dim` dimensions."""
 
     def __init__(self, dim=2, scale=1.0):
-        self.dim = check_positive_int("dim", dim)
-        self.scale = _positive("scale", scale, " It is the standard deviation of every coordinate.")
+        self.dim = positive_int("dim", dim)
+        self.scale = positive("scale", scale, " It is the standard deviation of every coordinate.")
         self.lim = 2.6 * self.scale  # half-width of a square holding ~99% of each coordinate
+        self.is_standard_normal = self.dim == 2 and self.scale == 1.0
+
+    def get_config(self):
+        return {"class": "GaussianPrior", "dim": self.dim, "scale": self.scale}
+
+    def log_density(self, z):
+        z = np.asarray(z, "float64")
+        var = self.scale ** 2
+        return -0.5 * (z ** 2).sum(-1) / var - 0.5 * self.dim * np.log(2 * np.pi * var)
 
     def sample(self, n, seed=None):
         """`n` draws, float32 (n, dim); `seed` is an int, None or a np.random.Generator."""
@@ -73,9 +87,6 @@ class GaussianPrior(_Prior):
         """In-graph draws (n, dim) from a keras.random.SeedGenerator; `labels` is ignored."""
         return keras.random.normal((n, self.dim), stddev=self.scale, seed=seed_generator)
 
-    def __repr__(self):
-        return f"GaussianPrior(dim={self.dim}, scale={self.scale})"
-
 
 class MixturePrior(_Prior):
     """`n_components` isotropic 2-D Gaussians (std `std`) centred on a circle of `radius`.
@@ -84,12 +95,22 @@ class MixturePrior(_Prior):
     """
 
     def __init__(self, n_components=10, radius=4.0, std=0.5):
-        self.n_classes = check_positive_int("n_components", n_components)
-        self.radius = _positive("radius", radius)
-        self.std = _positive("std", std, " It is the standard deviation of each component.")
+        self.n_classes = positive_int("n_components", n_components)
+        self.radius = positive("radius", radius)
+        self.std = positive("std", std, " It is the standard deviation of each component.")
         angles = 2 * np.pi * np.arange(self.n_classes) / self.n_classes
         self.means = (self.radius * np.stack([np.cos(angles), np.sin(angles)], 1)).astype("float32")
         self.lim = self.radius + 2.6 * self.std
+
+    def get_config(self):
+        return {"class": "MixturePrior", "n_components": self.n_classes, "radius": self.radius,
+                "std": self.std}
+
+    def log_density(self, z):
+        """log p(z) of the equal-weight mixture, by log-sum-exp over its components."""
+        var = self.std ** 2
+        d2 = ((np.asarray(z, "float64")[:, None, :] - self.means[None].astype("float64")) ** 2).sum(-1)
+        return logsumexp(-0.5 * d2 / var, axis=1) - np.log(self.n_classes * 2 * np.pi * var)
 
     def sample(self, n, seed=None, labels=None, return_labels=False):
         """`n` draws, float32 (n, 2) (and the components, int (n,), with `return_labels`).
@@ -107,9 +128,6 @@ class MixturePrior(_Prior):
         means = ops.take(ops.convert_to_tensor(self.means), k, axis=0)
         return means + keras.random.normal((n, 2), stddev=self.std, seed=seed_generator)
 
-    def __repr__(self):
-        return f"MixturePrior(n_components={self.n_classes}, radius={self.radius}, std={self.std})"
-
 
 class SwissRollPrior(_Prior):
     """2-D Swiss roll: a spiral of `turns` turns out to `radius`, blurred by Gaussian `noise`.
@@ -119,11 +137,15 @@ class SwissRollPrior(_Prior):
     """
 
     def __init__(self, radius=4.0, turns=1.5, noise=0.15, n_segments=10):
-        self.radius = _positive("radius", radius)
-        self.turns = _positive("turns", turns)
-        self.noise = _positive("noise", noise, " Use a small value like 0.1 for a thin roll.")
-        self.n_classes = check_positive_int("n_segments", n_segments)
+        self.radius = positive("radius", radius)
+        self.turns = positive("turns", turns)
+        self.noise = positive("noise", noise, " Use a small value like 0.1 for a thin roll.")
+        self.n_classes = positive_int("n_segments", n_segments)
         self.lim = self.radius + 2.6 * self.noise
+
+    def get_config(self):
+        return {"class": "SwissRollPrior", "radius": self.radius, "turns": self.turns,
+                "noise": self.noise, "n_segments": self.n_classes}
 
     def _curve(self, u, eps, xp):
         s = xp.sqrt(u)
@@ -146,6 +168,14 @@ class SwissRollPrior(_Prior):
         u = (segment + keras.random.uniform((n,), seed=seed_generator)) / self.n_classes
         return self._curve(u, keras.random.normal((n, 2), seed=seed_generator), ops)
 
-    def __repr__(self):
-        return (f"SwissRollPrior(radius={self.radius}, turns={self.turns}, noise={self.noise}, "
-                f"n_segments={self.n_classes})")
+
+PRIORS = {cls.__name__: cls for cls in (GaussianPrior, MixturePrior, SwissRollPrior)}
+
+
+def prior_from_config(config):
+    """The prior a `get_config()` dict describes (e.g. read back from a saved model's JSON)."""
+    config = dict(config)
+    name = config.pop("class", None)
+    if name not in PRIORS:
+        raise ValueError(f"unknown prior {name!r} in {config}; known: {sorted(PRIORS)}")
+    return PRIORS[name](**config)

@@ -32,11 +32,8 @@ from pathlib import Path
 
 from .files import atomic_path, make_readable
 from .params import BACKENDS, problems
+from .paths import NOTEBOOKS, PROJECT_ROOT, QUICK_RESULTS, RESULTS
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
-RESULTS = ROOT / "results"
-QUICK_RESULTS = ROOT / "results-quick"
 
 # Small settings for --quick, injected into every notebook that has the parameter.
 QUICK = {
@@ -147,14 +144,52 @@ def _fmt(value):
     return str(value)
 
 
-def _metrics_file(results_dir, name):
-    """A notebook's whole metrics JSON ({} if it has none yet)."""
-    path = Path(results_dir) / "metrics" / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+TIMINGS = "timings.json"  # per notebook: wall seconds of its last run here and the metrics files it wrote
+
+
+def read_runs(results_dir):
+    """{notebook: {"seconds": s, "metrics": [metrics files it wrote, relative to results_dir]}}."""
+    path = Path(results_dir) / TIMINGS
+    raw = json.loads(path.read_text()) if path.exists() else {}
+    return {n: (v if isinstance(v, dict) else {"seconds": v, "metrics": []}) for n, v in raw.items()}
+
+
+def read_timings(results_dir):
+    """{notebook: wall seconds of its last run into `results_dir`}."""
+    return {n: run["seconds"] for n, run in read_runs(results_dir).items()}
+
+
+def record_timing(results_dir, name, seconds, metrics_files=()):
+    """Store a finished notebook's wall time and the metrics files it wrote in `timings.json`."""
+    runs = {**read_runs(results_dir), name: {"seconds": round(seconds, 1), "metrics": sorted(metrics_files)}}
+    with atomic_path(Path(results_dir) / TIMINGS) as tmp:
+        tmp.write_text(json.dumps(runs, indent=2, sort_keys=True) + "\n")
+
+
+def _metrics_state(results_dir):
+    """{metrics file: (mtime, size)}, to see which files a notebook wrote."""
+    folder = Path(results_dir) / "metrics"
+    return {str(p.relative_to(results_dir)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+
+def _metrics_files(results_dir, name):
+    """The metrics JSONs notebook `name` wrote in its last run there, read ([] if none)."""
+    files = read_runs(results_dir).get(name, {}).get("metrics", [])
+    return [json.loads((Path(results_dir) / f).read_text()) for f in files
+            if (Path(results_dir) / f).is_file()]
 
 
 def _metrics(results_dir, name):
-    return _metrics_file(results_dir, name).get("metrics", {})
+    """The `metrics` entries of a notebook's metrics files, merged."""
+    merged = {}
+    for data in _metrics_files(results_dir, name):
+        for key, value in data.get("metrics", {}).items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged.setdefault(key, value)
+    return merged
 
 
 def headline(results_dir, name):
@@ -163,21 +198,6 @@ def headline(results_dir, name):
     if "headline" in metrics:
         return metrics["headline"]
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-
-
-TIMINGS = "timings.json"  # per-notebook wall seconds of the last run into a results folder
-
-
-def read_timings(results_dir):
-    path = Path(results_dir) / TIMINGS
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def record_timing(results_dir, name, seconds):
-    """Store a finished notebook's wall time in `<results_dir>/timings.json`."""
-    timings = {**read_timings(results_dir), name: round(seconds, 1)}
-    with atomic_path(Path(results_dir) / TIMINGS) as tmp:
-        tmp.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
 
 
 def summary_rows(results_dir, names=None):
@@ -213,7 +233,7 @@ BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 
 def _runtime(results_dir, name):
-    return _metrics_file(results_dir, name).get("runtime")
+    return next((d["runtime"] for d in _metrics_files(results_dir, name) if d.get("runtime")), None)
 
 
 def measured_on(runtimes):
@@ -228,7 +248,7 @@ def measured_on(runtimes):
     return ("Measured on " + "; ".join(seen) + ".") if seen else "Where measured: not recorded."
 
 
-def update_readme_block(table, readme=ROOT / "README.md", name="results"):
+def update_readme_block(table, readme=PROJECT_ROOT / "README.md", name="results"):
     """Replace the generated block between `<!-- name:start -->` and `<!-- name:end -->` in
     README.md, if it has them; returns whether it did."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
@@ -276,6 +296,20 @@ def _check_values(plans, params_of):
             + "\n-p takes Python literals, e.g. -p epochs=5 -p precision=float32 -p hidden=[256,256]")
 
 
+def _plan(path, params, quick, overrides, results_dir):
+    """The values to inject into one notebook: only those that differ from its own defaults, so
+    a full run into results/ injects nothing and the committed notebook stays as written."""
+    plan = {k: v for k, v in QUICK.items() if quick and k in params}
+    plan.update({k: v for k, v in overrides.items() if k in params})
+    if "results_dir" in params:
+        # Kernels run in the notebook's folder: a folder inside the project is given relative to
+        # it, so no executed notebook carries this machine's path; others are absolute.
+        inside = results_dir == PROJECT_ROOT or PROJECT_ROOT in results_dir.parents
+        plan["results_dir"] = os.path.relpath(results_dir, path.parent) if inside else str(results_dir)
+    return {k: v for k, v in plan.items()
+            if not (k in params and type(params[k]) is type(v) and params[k] == v)}
+
+
 def _estimates(results_dir, quick):
     """Per-notebook seconds of the last run into this folder, else of the last run of this kind."""
     return read_timings(results_dir) or read_timings(QUICK_RESULTS if quick else RESULTS)
@@ -310,14 +344,8 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
     results_dir = Path(output_dir).resolve()
     # Only a full run into results/ rewrites the notebooks themselves (with their outputs).
     write_back = not quick and results_dir == RESULTS.resolve()
-    plans = {}
-    for name, path in notebooks.items():
-        params = {k: v for k, v in QUICK.items() if quick and k in params_of[name]}
-        params.update({k: v for k, v in overrides.items() if k in params_of[name]})
-        if "results_dir" in params_of[name]:
-            # Relative in a notebook that gets committed (no machine's path in it); kernels run in its folder.
-            params["results_dir"] = os.path.relpath(results_dir, path.parent) if write_back else str(results_dir)
-        plans[name] = params
+    plans = {name: _plan(path, params_of[name], quick, overrides, results_dir)
+             for name, path in notebooks.items()}
     _check_values(plans, params_of)
     earlier = list(available)[:list(available).index(next(iter(notebooks)))] if start else []
     missing = [n for n in earlier if n not in read_timings(results_dir)]
@@ -339,9 +367,11 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
             shown = ", ".join(f"{k}={v!r}" for k, v in plans[name].items() if k != "results_dir")
             log(f"[{i}/{len(notebooks)}] {name} ({path.name}) on {backend}"
                 f"{' with ' + shown if shown else ''}{clock.expected()}")
+            before = _metrics_state(results_dir)
             seconds = _execute(name, path, plans[name], results_dir, write_back, stop, clock,
                                log if progress else None, rows, only)
-            record_timing(results_dir, name, seconds)
+            after = _metrics_state(results_dir)
+            record_timing(results_dir, name, seconds, [f for f in after if after[f] != before.get(f)])
             rows.append((name, seconds, headline(results_dir, name)))
             log(f"    done in {seconds:.0f} s ({clock.status(done=True)})")
         if stop.signum:
@@ -776,14 +806,12 @@ def _clean_metadata(path):
                     out["text"] = _drop_tf_log(out["text"])
         if "outputs" in cell:
             cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"]]
+        # Per-run bookkeeping (times, status, paths) would show up in every `git diff`.
         cell.metadata.pop("execution", None)
-        pm = cell.metadata.get("papermill")
-        if pm:
-            for key in ("start_time", "end_time", "duration"):
-                pm.pop(key, None)
-    pm = nb.metadata.get("papermill", {})
-    for key in ("start_time", "end_time", "duration", "input_path", "output_path"):
-        pm.pop(key, None)
+        cell.metadata.pop("papermill", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill gives it a new random id every run
+    nb.metadata.pop("papermill", None)
     nbformat.write(nb, path)
 
 

@@ -63,14 +63,12 @@ def flops_common(b=BATCH):
 
 def build_compiled(steps_per_execution, jit_compile, precision="float32", seed=0):
     import keras
-    from aae.adversarial import AdversarialAutoencoder, aae_decoder, aae_discriminator, aae_encoder
+    from aae.adversarial import adversarial_autoencoder
     from aae.priors import GaussianPrior
 
     keras.utils.set_random_seed(seed)
     with dtype_policy(precision):
-        model = AdversarialAutoencoder(aae_encoder(LATENT, HIDDEN), aae_decoder(LATENT, HIDDEN),
-                                       aae_discriminator(LATENT, D_HIDDEN), GaussianPrior(LATENT),
-                                       seed=seed)
+        model = adversarial_autoencoder(GaussianPrior(LATENT), HIDDEN, D_HIDDEN, seed=seed)
     model.compile(**compile_options(steps_per_execution, jit_compile))
     return model
 
@@ -78,11 +76,13 @@ def build_compiled(steps_per_execution, jit_compile, precision="float32", seed=0
 def build_common(seed=0):
     """The widespread recipe: compile D, freeze it, compile a stacked model around it."""
     import keras
-    from aae.adversarial import aae_decoder, aae_discriminator, aae_encoder
+    from aae.adversarial import adversarial_autoencoder
+    from aae.priors import GaussianPrior
 
     keras.utils.set_random_seed(seed)
-    encoder, decoder = aae_encoder(LATENT, HIDDEN), aae_decoder(LATENT, HIDDEN)
-    disc = aae_discriminator(LATENT, D_HIDDEN)
+    # the same three networks as ours, trained the common way
+    built = adversarial_autoencoder(GaussianPrior(LATENT), HIDDEN, D_HIDDEN, seed=seed)
+    encoder, decoder, disc = built.encoder, built.decoder, built.discriminator
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
     disc.compile(keras.optimizers.Adam(1e-3, beta_1=0.5), loss=bce)
     x = keras.Input((PIXELS,))

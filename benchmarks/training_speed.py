@@ -89,13 +89,13 @@ def _ours(build, seed, spe, precision, compile_kw):
 
 
 def ours_vae(seed, spe=NOTEBOOK_SPE, precision="auto", **compile_kw):
-    return _ours(lambda s: VAE(mlp_encoder(784, 512, 2), mlp_decoder(2, 512, 784), seed=s),
+    return _ours(lambda s: VAE(mlp_encoder(2, [512]), mlp_decoder(2, [512]), seed=s),
                  seed, spe, precision, compile_kw)
 
 
 def ours_ae(seed, spe=NOTEBOOK_SPE, precision="auto", **compile_kw):
-    return _ours(lambda s: Autoencoder(mlp_encoder(784, 0, 32, variational=False, code_activation="relu"),
-                                       mlp_decoder(32, 0, 784)), seed, spe, precision, compile_kw)
+    return _ours(lambda s: Autoencoder(mlp_encoder(32, [], variational=False, code_activation="relu"),
+                                       mlp_decoder(32, [])), seed, spe, precision, compile_kw)
 
 
 class EpochTimer(keras.callbacks.Callback):

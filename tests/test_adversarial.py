@@ -3,21 +3,19 @@ import keras
 import numpy as np
 import pytest
 
-from aae.adversarial import AdversarialAutoencoder, aae_decoder, aae_discriminator, aae_encoder
+from aae.adversarial import AdversarialAutoencoder, adversarial_autoencoder, aae_discriminator
+from aae.models import mlp_decoder, mlp_encoder
 from aae.data import load_mnist
 from aae.priors import GaussianPrior, MixturePrior
 
 HIDDEN = (64,)  # small networks keep the tests fast
 
 
-def make(prior, latent_dim=2, posterior="deterministic", supervised=False, seed=0,
-         lrs=(1e-3, 1e-3, 1e-3), hidden=HIDDEN):
+def make(prior, posterior="deterministic", supervised=False, seed=0, lrs=(1e-3, 1e-3, 1e-3),
+         hidden=HIDDEN):
     keras.utils.set_random_seed(seed)
-    n_classes = prior.n_classes if supervised else 0
-    model = AdversarialAutoencoder(
-        aae_encoder(latent_dim, hidden, posterior=posterior), aae_decoder(latent_dim, hidden),
-        aae_discriminator(latent_dim, hidden, n_classes=n_classes), prior,
-        posterior=posterior, supervised=supervised, seed=seed)
+    model = adversarial_autoencoder(prior, hidden, hidden, posterior=posterior, supervised=supervised,
+                                    seed=seed)
     model.compile(*(keras.optimizers.Adam(lr) for lr in lrs))
     return model
 
@@ -111,13 +109,13 @@ def test_generate_and_call_shapes():
 
 
 def test_bad_configurations():
-    enc, dec = aae_encoder(8, HIDDEN), aae_decoder(8, HIDDEN)
+    enc, dec = mlp_encoder(8, HIDDEN, variational=False), mlp_decoder(8, HIDDEN)
     with pytest.raises(ValueError, match=r"posterior must be one of .*'deterministic'.*'gaussian'"):
-        aae_encoder(8, HIDDEN, posterior="normal")
+        adversarial_autoencoder(GaussianPrior(8), HIDDEN, HIDDEN, posterior="normal")
     with pytest.raises(ValueError, match=r"prior has dim 2 but the encoder's codes have 8 dims; "
                                          r"build the prior with dim=8"):
         AdversarialAutoencoder(enc, dec, aae_discriminator(8, HIDDEN), GaussianPrior(2))
-    with pytest.raises(ValueError, match=r"needs an encoder with two outputs .*posterior='gaussian'"):
+    with pytest.raises(ValueError, match=r"needs an encoder with two outputs .*variational=True"):
         AdversarialAutoencoder(enc, dec, aae_discriminator(8, HIDDEN), GaussianPrior(8),
                                posterior="gaussian")
     with pytest.raises(ValueError, match="supervised=True needs a prior with one region per class"):
@@ -125,10 +123,10 @@ def test_bad_configurations():
                                supervised=True)
     with pytest.raises(ValueError, match=r"discriminator takes 2 inputs but needs .* 2 \+ 10.*"
                                          r"n_classes=10"):
-        AdversarialAutoencoder(aae_encoder(2, HIDDEN), aae_decoder(2, HIDDEN),
+        AdversarialAutoencoder(mlp_encoder(2, HIDDEN, variational=False), mlp_decoder(2, HIDDEN),
                                aae_discriminator(2, HIDDEN), MixturePrior(), supervised=True)
     with pytest.raises(ValueError, match="decoder takes codes of 2 dims but the encoder makes 8"):
-        AdversarialAutoencoder(enc, aae_decoder(2, HIDDEN), aae_discriminator(8, HIDDEN),
+        AdversarialAutoencoder(enc, mlp_decoder(2, HIDDEN), aae_discriminator(8, HIDDEN),
                                GaussianPrior(8))
 
 

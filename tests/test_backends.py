@@ -63,19 +63,18 @@ TRAIN = """
 import json, os, keras
 from aae.data import load_mnist
 from aae.models import VAE, mlp_encoder, mlp_decoder
-from aae.adversarial import AdversarialAutoencoder, aae_encoder, aae_decoder, aae_discriminator
+from aae.adversarial import adversarial_autoencoder
 from aae.priors import GaussianPrior
 from aae.runtime import compile_options
 seed = {seed}
 (x, _), (xt, _) = load_mnist({data!r}, train_size=8000, test_size=2000)
 keras.utils.set_random_seed(seed)
-vae = VAE(mlp_encoder(784, 256, 2), mlp_decoder(2, 256, 784), seed=seed)
+vae = VAE(mlp_encoder(2, [256]), mlp_decoder(2, [256]), seed=seed)
 vae.compile(keras.optimizers.Adam(1e-3), **compile_options(8))
 vae.fit(x, epochs=3, batch_size=128, verbose=0)
 v = vae.evaluate(xt, batch_size=500, verbose=0, return_dict=True)
 keras.utils.set_random_seed(seed)
-aae = AdversarialAutoencoder(aae_encoder(8, (256, 256)), aae_decoder(8, (256, 256)),
-                             aae_discriminator(8, (256, 128)), GaussianPrior(8), seed=seed)
+aae = adversarial_autoencoder(GaussianPrior(8), (256, 256), (256, 128), seed=seed)
 aae.compile(**compile_options(1, "auto"))
 aae.fit(x, epochs=3, batch_size=128, verbose=0)
 a = aae.evaluate(xt, batch_size=500, verbose=0, return_dict=True)
@@ -115,14 +114,13 @@ def test_same_seed_same_quality_on_every_backend(backend, trained):
 PHASES = """
 import json, sys, numpy as np, keras
 from keras import ops
-from aae.adversarial import AdversarialAutoencoder, aae_encoder, aae_decoder, aae_discriminator
+from aae.adversarial import adversarial_autoencoder
 from aae.priors import GaussianPrior
 class FixedPrior(GaussianPrior):
     def sample_tensor(self, n, seed_generator, labels=None):
         return ops.convert_to_tensor(np.linspace(-2, 2, 16 * self.dim, dtype="float32").reshape(16, -1)[:n])
 x = np.random.default_rng(0).uniform(size=(64, 784)).astype("float32")
-m = AdversarialAutoencoder(aae_encoder(4, (32,)), aae_decoder(4, (32,)), aae_discriminator(4, (32,)),
-                           FixedPrior(4), seed=0)
+m = adversarial_autoencoder(FixedPrior(4), (32,), (32,), seed=0)
 m.compile(*(keras.optimizers.Adam(lr) for lr in (1e-3, 1e-2, 1e-2)))
 path = {path!r}
 if {load}:

@@ -23,11 +23,11 @@ def test_knn_accuracy_separable_and_random():
 
 def _prior_encoder_constant_decoder(bias):
     """q(z|x) = N(0, I) and p(x|z) independent of z: log p(x) is known exactly."""
-    enc = mlp_encoder(784, 8, 2)
+    enc = mlp_encoder(2, [8])
     for name in ("z_mean", "z_log_var"):
         layer = enc.get_layer(name)
         layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
-    dec = mlp_decoder(2, 0, 784)
+    dec = mlp_decoder(2, [])
     dec.get_layer("logits").set_weights([np.zeros((2, 784), "float32"), bias])
     return enc, dec
 
@@ -44,7 +44,7 @@ def test_iwae_exact_when_posterior_is_prior():
 
 def test_iwae_tightens_with_k():
     keras.utils.set_random_seed(0)
-    enc, dec = mlp_encoder(784, 16, 2), mlp_decoder(2, 16, 784)
+    enc, dec = mlp_encoder(2, [16]), mlp_decoder(2, [16])
     x = (rng.uniform(size=(20, 784)) < 0.2).astype("float32")
     k1 = iwae_log_likelihood(enc, dec, x, k=1, seed=1).mean()
     k100 = iwae_log_likelihood(enc, dec, x, k=100, seed=1).mean()

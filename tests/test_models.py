@@ -17,7 +17,7 @@ def small(mnist_dir):
 def test_vae_learns_and_splits_its_loss(small):
     x, xt = small
     keras.utils.set_random_seed(0)
-    vae = VAE(mlp_encoder(784, 64, 2), mlp_decoder(2, 64, 784), seed=0)
+    vae = VAE(mlp_encoder(2, [64]), mlp_decoder(2, [64]), seed=0)
     vae.compile(keras.optimizers.Adam(1e-3))
     before = vae.evaluate(xt, batch_size=256, verbose=0, return_dict=True)
     hist = vae.fit(x, epochs=3, batch_size=128, verbose=0).history
@@ -36,7 +36,7 @@ def test_same_seed_same_numbers(small):
 
     def run(seed):
         keras.utils.set_random_seed(seed)
-        vae = VAE(mlp_encoder(784, 32, 2), mlp_decoder(2, 32, 784), seed=seed)
+        vae = VAE(mlp_encoder(2, [32]), mlp_decoder(2, [32]), seed=seed)
         vae.compile(keras.optimizers.Adam(1e-3))
         losses = vae.fit(x[:512], epochs=2, batch_size=128, verbose=0, shuffle=True).history["loss"]
         return np.array(losses), np.concatenate([w.ravel() for w in vae.get_weights()])
@@ -54,9 +54,9 @@ def test_same_seed_same_numbers(small):
 def test_sparse_autoencoder_penalty(small):
     x, xt = small
     keras.utils.set_random_seed(0)
-    enc = mlp_encoder(784, 0, 32, variational=False, code_activation="sigmoid",
+    enc = mlp_encoder(32, [], variational=False, code_activation="sigmoid",
                       kernel_regularizer=weight_decay(1e-4))
-    dec = mlp_decoder(32, 0, 784)
+    dec = mlp_decoder(32, [])
     ae = Autoencoder(enc, dec, code_penalty=KLSparsity(0.05, 3.0))
     ae.compile(keras.optimizers.Adam(1e-2))
     start = ae.evaluate(xt, batch_size=512, verbose=0, return_dict=True)["reconstruction_loss"]
@@ -72,11 +72,15 @@ def test_sparse_autoencoder_penalty(small):
 
 
 def test_encoder_decoder_save_and_load(tmp_path):
-    enc, dec = mlp_encoder(784, 16, 2), mlp_decoder(2, 16, 784)
+    enc, dec = mlp_encoder(2, [16]), mlp_decoder(2, [16])
     enc.save(tmp_path / "enc.keras"), dec.save(tmp_path / "dec.keras")
-    x = np.random.default_rng(0).uniform(size=(4, 784)).astype("float32")
-    enc2 = keras.saving.load_model(tmp_path / "enc.keras")
-    np.testing.assert_allclose(enc2.predict(x, verbose=0)[0], enc.predict(x, verbose=0)[0], rtol=1e-6)
+    rng = np.random.default_rng(0)
+    x, z = rng.uniform(size=(4, 784)).astype("float32"), rng.standard_normal((4, 2)).astype("float32")
+    enc2, dec2 = (keras.saving.load_model(tmp_path / f) for f in ("enc.keras", "dec.keras"))
+    for a, b in zip(enc2(x), enc(x)):  # both heads, z_mean and z_log_var
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(dec2(z)), np.asarray(dec(z)), rtol=1e-6)
+    assert np.abs(np.asarray(dec(z))).max() > 1e-3  # outputs that differ from zero, so the check bites
 
 
 def test_builders_reject_bad_latent_dim():
@@ -91,11 +95,11 @@ def test_mixed_precision_outputs_float32(small):
     x, _ = small
     try:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        vae = VAE(mlp_encoder(784, 32, 2), mlp_decoder(2, 32, 784), seed=0)
+        vae = VAE(mlp_encoder(2, [32]), mlp_decoder(2, [32]), seed=0)
         vae.compile(keras.optimizers.Adam(1e-3))
         loss = vae.fit(x[:256], epochs=1, batch_size=128, verbose=0).history["loss"][-1]
         assert np.isfinite(loss)
-        assert vae.encoder.get_layer("hidden").compute_dtype == "bfloat16"
+        assert vae.encoder.get_layer("hidden1").compute_dtype == "bfloat16"
         assert vae.encode(x[:4]).dtype == np.float32 and vae.decode(np.zeros((2, 2))).dtype == np.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")

@@ -41,7 +41,7 @@ def test_setup_cell_checks_before_anything_else_runs(path):
             and not {"parameters", "injected-parameters"} & set(c["metadata"].get("tags", []))]
     statements = ast.parse("".join(code[0]["source"])).body
     first = next(s for s in statements if not isinstance(s, (ast.Import, ast.ImportFrom)))
-    assert ast.unparse(first) == "check_parameters(globals())"
+    assert ast.unparse(first) == "parameters = check_parameters(globals())"
 
 
 @pytest.mark.parametrize("name, value, accepts", [
@@ -56,13 +56,13 @@ def test_setup_cell_checks_before_anything_else_runs(path):
     ("precision", "float16", "one of 'auto', 'float32', 'mixed_bfloat16'"),
     ("posterior", "normal", "one of 'deterministic', 'gaussian'"),
     ("train_size", 0, "None or a positive integer"),
-    ("hidden", [512, -1], "a non-empty list, each item a positive integer"),
-    ("hidden", [], "a non-empty list"),
-    ("models", ["vae", "gan"], "one of 'vae', 'aae_gaussian', 'aae_supervised'"),
+    ("hidden", [512, -1], "a list, each item a positive integer"),
+    ("d_hidden", [], "a non-empty list"),
+    ("models", ["vae", 3], "None or a non-empty list, each item a non-empty string"),
     ("confidence_threshold", 1.5, "a number > 0 and <= 1"),
-    ("original_dim", 100, "one of 784"),
+    ("sweep_dims", [0], "a list of 2, each item an integer >= 0"),
     ("tsne_points", 10, "an integer >= 31 (t-SNE's perplexity is 30)"),
-    ("variants", [{"name": "x", "hidden": 32, "activation": "relu", "penalty": "kl", "p": 2.0,
+    ("variants", [{"name": "x", "latent_dim": 32, "activation": "relu", "penalty": "kl", "p": 2.0,
                    "beta": 3.0, "reduction": "sum"}], "penalty (None; 'l1' with lam > 0"),
 ])
 def test_bad_values_are_named_with_what_they_accept(name, value, accepts):
@@ -75,8 +75,23 @@ def test_bad_values_are_named_with_what_they_accept(name, value, accepts):
 
 def test_good_values_pass():
     assert problems({"epochs": 1, "learning_rate": 1, "train_size": None, "data_dir": None,
-                     "models": "vae,aae_gaussian", "jit_compile": "auto", "intermediate_dim": 0,
+                     "models": "vae,aae_gaussian", "jit_compile": "auto", "hidden": [],
                      "seed": 0, "swiss_roll_noise": 0.0, "precision": "float32"}) == []
+
+
+def test_the_parameters_are_what_the_parameters_cells_assign():
+    """In a kernel, IPython's input history `In` says which names the parameters cell (and
+    papermill's injected cell after it) assigned: those, and only those, are the parameters."""
+    history = ["", "# Parameters: change a value here\nseed = 1\nepochs = 3\nhidden = [8]  # widths",
+               "# Parameters\nepochs = 5\n", "import numpy as np\nx = 3\n"]
+    namespace = {"In": history, "seed": 1, "epochs": 5, "hidden": [8], "x": 3, "np": object(),
+                 "Out": {}, "_i1": "..."}
+    assert check_parameters(namespace) == {"seed": 1, "epochs": 5, "hidden": [8]}
+    # a parameters cell run again by hand, later, starts the list anew
+    history += ["# Parameters: again\nseed = 2\n"]
+    assert check_parameters({**namespace, "seed": 2}) == {"seed": 2}
+    # outside IPython: plain values that are not private
+    assert check_parameters({"seed": 0, "_x": 1, "f": print, "Out": {}}) == {"seed": 0}
 
 
 def test_without_a_rule_the_default_gives_the_kind():

@@ -1,0 +1,98 @@
+"""Saving and loading trained models with the settings needed to use them.
+
+`save_codec` writes `<results_dir>/models/<name>_encoder.keras`, `<name>_decoder.keras` and
+`<name>.json`: the code size, the prior with its arguments, the posterior and whatever else the
+notebook passes. `load_codec` reads all three back, the prior rebuilt as an object. A notebook that
+uses another notebook's model (05 uses 01's and 04's) finds them with `saved_codecs` and reads
+their settings from the JSON, so no setting is typed twice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from . import layers as _aae_layers  # noqa: F401  (registers custom layers for load_model)
+from .files import atomic_path
+from .priors import prior_from_config
+
+__all__ = ["Codec", "save_codec", "load_codec", "saved_codecs"]
+
+
+@dataclass
+class Codec:
+    """A trained encoder (x -> code, or [z_mean, z_log_var]) and decoder (code -> pixel logits)."""
+
+    name: str
+    encoder: keras.Model
+    decoder: keras.Model
+    prior: object = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def latent_dim(self):
+        return int(self.settings["latent_dim"])
+
+
+def _folder(results_dir):
+    return Path(results_dir) / "models"
+
+
+def save_codec(results_dir, name, encoder, decoder, prior=None, **settings):
+    """Write the two `.keras` files and `<name>.json`; returns the JSON's path.
+
+    `settings` (JSON-ready values) are stored as given, next to `latent_dim` (from the decoder)
+    and `prior` (its `get_config()`).
+    """
+    if not name or not str(name).replace("_", "").isalnum():
+        raise ValueError(f"a model name is letters, digits and '_', got {name!r}")
+    folder = _folder(results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {part: f"{name}_{part}.keras" for part in ("encoder", "decoder")}
+    for part, model in (("encoder", encoder), ("decoder", decoder)):
+        with atomic_path(folder / files[part]) as tmp:  # a stopped run leaves no half-written file
+            model.save(tmp)
+    record = {"name": name, "latent_dim": int(decoder.inputs[0].shape[-1]),
+              "prior": None if prior is None else prior.get_config(), **settings, "files": files}
+    path = folder / f"{name}.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def load_codec(results_dir, name, source=None):
+    """The `Codec` saved as `name` in `<results_dir>/models`.
+
+    Raises FileNotFoundError saying which file is missing and what writes it (`source`, else the
+    notebook named in the settings, else "the notebook that trains it").
+    """
+    folder = _folder(results_dir)
+    path = folder / f"{name}.json"
+    settings = json.loads(path.read_text()) if path.is_file() else None
+    files = (settings or {}).get("files", {p: f"{name}_{p}.keras" for p in ("encoder", "decoder")})
+    missing = [str(p) for p in [path] + [folder / files[p] for p in ("encoder", "decoder")]
+               if not p.is_file()]
+    if missing:
+        source = source or (settings or {}).get("notebook") or f"the notebook that trains '{name}'"
+        raise FileNotFoundError(
+            f"model '{name}' is not saved in {folder}: missing {', '.join(missing)}. Run {source} "
+            f"first with the same results_dir ({results_dir}).")
+    encoder, decoder = (keras.saving.load_model(folder / files[p], compile=False)
+                        for p in ("encoder", "decoder"))
+    prior = prior_from_config(settings["prior"]) if settings.get("prior") else None
+    return Codec(name, encoder, decoder, prior, settings)
+
+
+def saved_codecs(results_dir, latent_dim=None):
+    """Names of the models saved in `<results_dir>/models` (with that `latent_dim`), sorted."""
+    names = []
+    for path in sorted(_folder(results_dir).glob("*.json")):
+        try:
+            settings = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if "files" in settings and (latent_dim is None or settings.get("latent_dim") == latent_dim):
+            names.append(settings["name"])
+    return names

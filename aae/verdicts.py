@@ -1,0 +1,93 @@
+"""The rules and sentences that turn measured numbers into what the notebooks and README say.
+
+`occupancy_verdict` sums up one model's latent occupancy (notebook 05); `recommend_sparse` picks
+the sparse autoencoder to recommend (notebook 03). Both are plain functions of the numbers, so
+tests can check the words against constructed cases.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["FAIR_BAND", "MIN_CLEAR_MASS", "occupancy_verdict", "zero_word", "ordinal",
+           "recommend_sparse"]
+
+FAIR_BAND = (0.9, 1.1)   # zero's share / its training frequency within this band: "fair"
+MIN_CLEAR_MASS = 0.1     # below this share of clear prior mass, the balance is not judged
+
+
+def ordinal(k):
+    """1 -> "1st", 2 -> "2nd", 11 -> "11th", 23 -> "23rd"."""
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def zero_word(ratios):
+    """How zero is represented, given its over-representation ratios over several thresholds."""
+    low, high = min(ratios), max(ratios)
+    if FAIR_BAND[0] <= low and high <= FAIR_BAND[1]:
+        return "about fairly represented"
+    if low > 1:
+        return "over-represented"
+    if high < 1:
+        return "under-represented"
+    return "neither clearly over- nor under-represented (it depends on the threshold)"
+
+
+def occupancy_verdict(model, summary, sensitivity=()):
+    """One paragraph on how much of `model`'s prior mass decodes to zero, from its
+    `aae.occupancy.occupancy_summary` and the threshold sweep rows (dicts with `threshold` and
+    `zero_over_representation`, None where no digit is clear at that threshold)."""
+    s = summary
+    threshold = s["confidence_threshold"]
+    clear_mass = max(0.0, 1 - s["prior_mass_share"]["unclear"])
+    if s["kl_nats"] is None or clear_mass < MIN_CLEAR_MASS:
+        return (f"{model}: only {clear_mass:.1%} of the prior mass decodes to a clear digit at threshold "
+                f"{threshold:g}, too little to judge the balance (is the model trained, and the judge?).")
+    checked = [(threshold, s["over_representation"]["0"])] + [
+        (r["threshold"], r["zero_over_representation"]) for r in sensitivity
+        if r["zero_over_representation"] is not None]
+    thresholds, ratios = [t for t, _ in checked], [v for _, v in checked]
+    clear = np.array([s["clear_prior_mass_share"][str(d)] for d in range(10)])
+    rank = int((clear > clear[0]).sum()) + 1
+    place = "the largest" if rank == 1 else f"the {ordinal(rank)} largest"
+    top = s["most_over_represented"]
+    return (f"{model}: zero is {zero_word(ratios)}. It decodes from {s['prior_mass_share']['0']:.1%} of the "
+            f"prior's mass ({clear[0]:.1%} of the mass that decodes to a clear digit, {place} of the ten) "
+            f"against {s['training_frequency']['0']:.1%} of the training digits: "
+            f"{s['over_representation']['0']:.2f} times its fair share "
+            f"(from {min(ratios):.2f} to {max(ratios):.2f} over thresholds {min(thresholds):g} to "
+            f"{max(thresholds):g}). It covers {s['area_share_95']['0']:.1%} of the area of the prior's 95% "
+            f"region and {s['sweep_share']['0']:.1%} of the square sweep. The most over-represented digit is "
+            f"{top} ({s['over_representation'][str(top)]:.2f} times); {s['prior_mass_share']['unclear']:.1%} of "
+            f"the prior mass decodes to no clear digit; KL to the training balance {s['kl_nats']:.3f} nats.")
+
+
+def recommend_sparse(rows, target_p, baseline="plain-32"):
+    """The sparse autoencoder to recommend among `rows` (dicts with name, test_bce, mean_activation).
+
+    Rule: among the variants whose mean code activation is at most twice the target `target_p`,
+    the one with the lowest test BCE; if none is that sparse (e.g. a quick run), the sparsest one,
+    flagged. Returns {"recommended": that row plus `meets_sparsity_target`, "baseline": the row
+    named `baseline` or None, "lines": sentences saying so}.
+    """
+    if not rows:
+        raise ValueError("recommend_sparse needs at least one trained variant")
+    bound = 2 * target_p
+    eligible = [r for r in rows if r["mean_activation"] <= bound]
+    lines = []
+    if eligible:
+        best = min(eligible, key=lambda r: r["test_bce"])
+    else:
+        best = min(rows, key=lambda r: r["mean_activation"])
+        lines.append(f"NOTE: no variant reached mean activation <= {bound:g}; showing the sparsest "
+                     "one instead")
+    best = {**best, "meets_sparsity_target": bool(eligible)}
+    lines.append(f"recommended: {best['name']}: test BCE {best['test_bce']:.4f}, mean activation "
+                 f"{best['mean_activation']:.4f}"
+                 + (f", {best['near_zero_fraction']:.1%} of activations near zero"
+                    if "near_zero_fraction" in best else ""))
+    base = next((r for r in rows if r["name"] == baseline), None)
+    if base is not None:
+        word = "meets" if best["test_bce"] <= base["test_bce"] else "misses"
+        lines.append(f"unpenalised autoencoder: BCE {base['test_bce']:.4f} -> the recommended variant "
+                     f"{word} the bar")
+    return {"recommended": best, "baseline": base, "lines": lines}

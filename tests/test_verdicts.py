@@ -1,0 +1,78 @@
+"""The sentences and rules that write what the notebooks and the README say (aae.verdicts)."""
+import pytest
+
+from aae.verdicts import occupancy_verdict, ordinal, recommend_sparse, zero_word
+
+
+def summary(zero_share=0.2, unclear=0.1, zero_freq=0.1, top=0):
+    """An occupancy summary where zero holds `zero_share` of the clear mass, the rest even."""
+    clear = {"0": zero_share, **{str(d): (1 - zero_share) / 9 for d in range(1, 10)}}
+    ratio = {k: v / (zero_freq if k == "0" else (1 - zero_freq) / 9) for k, v in clear.items()}
+    return {"confidence_threshold": 0.9, "kl_nats": 0.05,
+            "prior_mass_share": {**{k: v * (1 - unclear) for k, v in clear.items()}, "unclear": unclear},
+            "clear_prior_mass_share": clear, "over_representation": ratio,
+            "area_share_95": {"0": 0.3}, "sweep_share": {"0": 0.4},
+            "training_frequency": {"0": zero_freq}, "most_over_represented": top}
+
+
+def sweep(*ratios):
+    return [{"threshold": t, "zero_over_representation": r} for t, r in zip((0.5, 0.7, 0.95), ratios)]
+
+
+def test_over_represented_zero_is_named_with_its_numbers():
+    text = occupancy_verdict("vae", summary(0.2), sweep(1.8, 1.9, None))
+    assert text.startswith("vae: zero is over-represented.")
+    assert "2.00 times its fair share (from 1.80 to 2.00 over thresholds 0.5 to 0.9)" in text
+    assert "18.0% of the prior's mass (20.0% of the mass that decodes to a clear digit, the largest" in text
+    assert "10.0% of the training digits" in text and "10.0% of the prior mass decodes to no clear digit" in text
+
+
+def test_fair_and_undecided_and_under():
+    assert "about fairly represented" in occupancy_verdict("m", summary(0.1), sweep(0.95, 1.05))
+    assert "neither clearly over- nor under-represented" in occupancy_verdict("m", summary(0.1), sweep(0.7, 1.4))
+    text = occupancy_verdict("m", summary(0.05), sweep(0.4, 0.6))
+    assert "zero is under-represented" in text and "the 10th largest of the ten" in text
+
+
+def test_too_little_clear_mass_is_not_judged():
+    text = occupancy_verdict("aae", summary(unclear=0.95), sweep(2.0))
+    assert text == ("aae: only 5.0% of the prior mass decodes to a clear digit at threshold 0.9, too little "
+                    "to judge the balance (is the model trained, and the judge?).")
+    assert "too little" in occupancy_verdict("aae", {**summary(), "kl_nats": None})
+
+
+@pytest.mark.parametrize("k, text", [(1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th"),
+                                     (12, "12th"), (13, "13th"), (21, "21st"), (102, "102nd")])
+def test_ordinal(k, text):
+    assert ordinal(k) == text
+
+
+def test_zero_word_band_edges():
+    assert zero_word([0.9, 1.1]) == "about fairly represented"
+    assert zero_word([1.11, 1.5]) == "over-represented"
+    assert zero_word([0.5, 0.89]) == "under-represented"
+
+
+ROWS = [{"name": "plain-32", "test_bce": 0.090, "mean_activation": 1.9, "near_zero_fraction": 0.4},
+        {"name": "KL sum", "test_bce": 0.110, "mean_activation": 0.06, "near_zero_fraction": 0.8},
+        {"name": "KL mean", "test_bce": 0.085, "mean_activation": 0.09, "near_zero_fraction": 0.7},
+        {"name": "too dense", "test_bce": 0.080, "mean_activation": 0.11, "near_zero_fraction": 0.2}]
+
+
+def test_recommend_the_sharpest_sparse_enough_variant():
+    out = recommend_sparse(ROWS, target_p=0.05)
+    assert out["recommended"]["name"] == "KL mean"  # 'too dense' is sharper but above 2p = 0.1
+    assert out["recommended"]["meets_sparsity_target"] is True
+    assert out["baseline"]["name"] == "plain-32"
+    assert out["lines"][-1] == "unpenalised autoencoder: BCE 0.0900 -> the recommended variant meets the bar"
+    assert "meets_sparsity_target" not in ROWS[2]  # the caller's rows are not changed
+
+
+def test_recommend_the_sparsest_when_none_is_sparse_enough():
+    out = recommend_sparse(ROWS, target_p=0.01)
+    assert out["recommended"]["name"] == "KL sum" and out["recommended"]["meets_sparsity_target"] is False
+    assert out["lines"][0].startswith("NOTE: no variant reached mean activation <= 0.02")
+    assert out["lines"][-1].endswith("misses the bar")
+    assert recommend_sparse(ROWS[1:], 0.05)["baseline"] is None
+    with pytest.raises(ValueError, match="at least one"):
+        recommend_sparse([], 0.05)
