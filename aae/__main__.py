@@ -1,5 +1,5 @@
 import sys
 
-from .reproduce import main
+from .runner.reproduce import main
 
 sys.exit(main())

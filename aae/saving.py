@@ -86,13 +86,14 @@ def load_codec(results_dir, name, source=None):
 
 
 def saved_codecs(results_dir, latent_dim=None):
-    """Names of the models saved in `<results_dir>/models` (with that `latent_dim`), sorted."""
-    names = []
+    """Names of the models saved in `<results_dir>/models` (with that `latent_dim`), in the order
+    of the notebooks that wrote them, then by name."""
+    found = []
     for path in sorted(_folder(results_dir).glob("*.json")):
         try:
             settings = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
         if "files" in settings and (latent_dim is None or settings.get("latent_dim") == latent_dim):
-            names.append(settings["name"])
-    return names
+            found.append((settings.get("notebook") or "", settings["name"]))
+    return [name for _, name in sorted(found)]

@@ -184,7 +184,7 @@ def speed_table(data):
 
 def update_readme_speed(json_path, readme=ROOT / "README.md"):
     """Rewrite the README's generated speed block from `json_path`."""
-    from aae.reproduce import update_readme_block
+    from aae.runner.summary import update_readme_block
 
     return update_readme_block(speed_table(json.loads(Path(json_path).read_text())), readme, name="speed")
 
@@ -194,7 +194,7 @@ def main(argv=None):
     and write them into README.md's <!-- NAME:start --> ... <!-- NAME:end --> block."""
     import argparse
 
-    from aae.reproduce import update_readme_block
+    from aae.runner.summary import update_readme_block
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("json", type=Path, help="a benchmarks.json written by the benchmark scripts")

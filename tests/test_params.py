@@ -7,7 +7,7 @@ from pathlib import Path
 import papermill
 import pytest
 
-from aae import reproduce
+from aae.runner import reproduce
 from aae.params import RULES, ParameterError, check_parameters, problems
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,8 +18,8 @@ import pytest
 from matplotlib.image import imread
 from nbformat.v4 import new_code_cell, new_notebook
 
-from aae import reproduce
-from aae.reproduce import ReproduceError, parse_overrides
+from aae.runner import reproduce, runlog, stopping, summary
+from aae.runner.reproduce import ReproduceError, parse_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,23 +54,43 @@ def quick_run(tmp_path_factory, mnist_dir):
     return out, rows, before, committed
 
 
+# Plausible ranges of the quick run's headline numbers (2 epochs on 2,000 images): far from the
+# full run's, but a broken loss, metric or model lands outside them.
+QUICK_RANGES = {"test_neg_elbo_nats": (130, 400), "iwae_nll_nats": (120, 400), "knn_accuracy": (0.2, 1.0),
+                "test_bce_per_pixel": (0.05, 0.7), "recommended_test_bce": (0.05, 0.7),
+                "recommended_mean_activation": (0.0, 5.0), "parzen_ll_nats": (-1000, 500),
+                "classifier_accuracy": (0.5, 1.0)}
+
+
 def test_quick_mode_end_to_end(quick_run):
     out, rows, before, committed = quick_run
-    names = [r[0] for r in rows]
-    assert names == list(reproduce.discover())
+    files = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert len(rows) == len(files) and all(name in path.stem for (name, *_), path in zip(rows, files))
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) >= 10
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert imread(png).shape[0] > 50
-    for name in names:
-        data = json.loads((out / "metrics" / f"{name}.json").read_text())
-        numbers = list(_finite_numbers(data["metrics"]))
-        assert numbers and all(abs(v) < float("inf") for v in numbers)
-        assert data["parameters"]
+    runs = json.loads((out / "timings.json").read_text())
+    table = (out / "README.md").read_text()
+    for name, seconds, numbers in rows:
+        [metrics_file] = runs[name]["metrics"]  # the file the notebook wrote, whatever its name
+        data = json.loads((out / metrics_file).read_text())
+        assert numbers == data["metrics"]["headline"] and numbers
+        for key, value in numbers.items():
+            if key in QUICK_RANGES:
+                low, high = QUICK_RANGES[key]
+                assert low <= value <= high, (name, key, value)
+            if isinstance(value, float):
+                assert f"{key} = {value:.4g}" in table  # the summary shows the notebook's own numbers
+        # the parameters recorded are the notebook's own defaults with the quick values injected
+        defaults = reproduce._defaults(reproduce.notebook_parameters(reproduce.discover()[name]))
+        expected = {**defaults, **{k: v for k, v in reproduce.QUICK.items() if k in defaults}}
+        recorded = {k: v for k, v in data["parameters"].items() if k != "results_dir"}
+        assert recorded == {k: v for k, v in expected.items() if k != "results_dir"}, name
         executed = nbformat.read(out / "notebooks" / reproduce.discover()[name].name, as_version=4)
         assert not any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", []))
-    assert "| **total** |" in (out / "README.md").read_text()
+    assert "| **total** |" in table
     # quick mode never touches the committed notebooks or results
     assert before == {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")}
     assert committed == {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
@@ -147,7 +167,7 @@ def test_command_line_error_exit_code():
 
 
 def test_carriage_returns_collapsed():
-    assert reproduce._collapse_carriage_returns("a\rb\rc\nd") == "c\nd"
+    assert runlog.collapse_carriage_returns("a\rb\rc\nd") == "c\nd"
 
 
 def test_clean_outputs(tmp_path):
@@ -161,7 +181,7 @@ def test_clean_outputs(tmp_path):
                     nbformat.v4.new_output("stream", name="stderr", text="UserWarning: real one\n")]
     nb.cells = [cell]
     nbformat.write(nb, tmp_path / "n.ipynb")
-    reproduce._clean_metadata(tmp_path / "n.ipynb")
+    runlog.clean_metadata(tmp_path / "n.ipynb")
     outs = nbformat.read(tmp_path / "n.ipynb", as_version=4).cells[0].outputs
     assert [(o.name, o.text) for o in outs] == [("stdout", "Epoch 1/2\n 4/4 bar\n"),
                                                 ("stderr", "UserWarning: real one\n")]
@@ -171,13 +191,13 @@ def test_readme_blocks_are_replaced_between_their_markers_only(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nmiddle\n"
                       "<!-- speed:start -->\nold speed\n<!-- speed:end -->\nend\n")
-    assert reproduce.update_readme_block("| new |\n", readme)
-    assert reproduce.update_readme_block("| fast |\n", readme, name="speed")
+    assert summary.update_readme_block("| new |\n", readme)
+    assert summary.update_readme_block("| fast |\n", readme, name="speed")
     assert readme.read_text() == ("intro\n<!-- results:start -->\n| new |\n<!-- results:end -->\nmiddle\n"
                                   "<!-- speed:start -->\n| fast |\n<!-- speed:end -->\nend\n")
     # no markers for that name: the file is left exactly as it was
     before = readme.read_text()
-    assert not reproduce.update_readme_block("x", readme, name="absent")
+    assert not summary.update_readme_block("x", readme, name="absent")
     assert readme.read_text() == before
 
 
@@ -267,15 +287,54 @@ def test_output_dir_elsewhere_leaves_the_notebooks_as_they_were(tmp_path):
     assert "ran" in executed.cells[-1].outputs[0]["text"]
 
 
-def test_a_full_run_into_results_rewrites_its_notebooks_with_a_relative_results_dir(tmp_path, monkeypatch):
-    nbs = tmp_path / "nbs"
-    nbs.mkdir()
-    _tiny_notebook(nbs / "01_one.ipynb", "print('ran')")
-    monkeypatch.setattr(reproduce, "RESULTS", tmp_path / "results")  # the folder a full run writes back from
-    reproduce.run(only=["one"], notebooks_dir=nbs, output_dir=tmp_path / "results", progress=False)
-    text = (nbs / "01_one.ipynb").read_text()
-    assert 'results_dir = \\"../results\\"' in text and str(tmp_path) not in text
-    assert not (tmp_path / "results" / "notebooks").exists()
+def _tiny_project(tmp_path, monkeypatch):
+    """A project folder (notebooks/, results/) the runner takes for its own."""
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    for name, value in (("PROJECT_ROOT", root), ("RESULTS", root / "results")):
+        monkeypatch.setattr(reproduce, name, value)
+    return root
+
+
+def test_a_full_run_into_results_injects_nothing_and_reruns_leave_no_diff(tmp_path, monkeypatch):
+    root = _tiny_project(tmp_path, monkeypatch)
+    path = root / "notebooks" / "01_one.ipynb"
+    _tiny_notebook(path, "import pathlib\nprint('kept:', (pathlib.Path(results_dir) / 'kept.txt').exists())",
+                   params='# Parameters: x\nx = 1\nresults_dir = "../results"')
+    (root / "results").mkdir()
+    (root / "results" / "kept.txt").write_text("")
+    reproduce.run(notebooks_dir=root / "notebooks", output_dir=root / "results", progress=False)
+    first = path.read_text()
+    nb = nbformat.reads(first, as_version=4)
+    assert [c.metadata.get("tags", []) for c in nb.cells] == [["parameters"], []]  # no injected cell
+    assert nb.cells[-1].outputs[0]["text"] == "kept: True\n"  # it ran in notebooks/ and found ../results
+    assert "| one |" in (root / "results" / "README.md").read_text()
+    assert "papermill" not in first and str(tmp_path) not in first
+    reproduce.run(notebooks_dir=root / "notebooks", output_dir=root / "results", progress=False)
+    assert path.read_text() == first  # a re-run changes nothing that did not change
+    assert not (root / "results" / "notebooks").exists()
+
+
+def test_a_results_folder_inside_the_project_is_passed_relative(tmp_path, monkeypatch):
+    root = _tiny_project(tmp_path, monkeypatch)
+    _tiny_notebook(root / "notebooks" / "01_one.ipynb", "print(results_dir)",
+                   params='x = 1\nresults_dir = "../results"')
+    out = root / "results" / "gpu"
+    reproduce.run(notebooks_dir=root / "notebooks", output_dir=out, progress=False)
+    executed = (out / "notebooks" / "01_one.ipynb").read_text()
+    assert "../results/gpu" in executed and str(tmp_path) not in executed
+    elsewhere = tmp_path / "elsewhere"
+    reproduce.run(notebooks_dir=root / "notebooks", output_dir=elsewhere, progress=False)
+    assert str(elsewhere) in (elsewhere / "notebooks" / "01_one.ipynb").read_text()  # outside: absolute
+
+
+def test_only_values_that_differ_from_the_defaults_are_injected(tmp_path):
+    path = tmp_path / "01_one.ipynb"
+    _tiny_notebook(path, "pass", params="epochs = 2\nx = 1.0\nresults_dir = '.'")
+    params = reproduce.notebook_parameters(path)
+    plan = reproduce._plan(path, params, quick=True, overrides={"x": 1.0, "epochs": 3}, results_dir=tmp_path)
+    assert plan == {"epochs": 3, "results_dir": str(tmp_path)}  # x = 1.0 is its default already
+    assert reproduce._plan(path, params, False, {"x": 1}, tmp_path)["x"] == 1  # an int is not the float default
 
 
 def test_from_restarts_at_a_notebook_and_summarises_all(tmp_path):
@@ -305,7 +364,7 @@ def test_from_restarts_at_a_notebook_and_summarises_all(tmp_path):
 
 def test_live_log_shows_one_line_per_epoch_and_no_redraws():
     lines = []
-    live = reproduce._LiveLog(lines.append)
+    live = runlog.LiveLog(lines.append)
 
     def bar(step):  # what Keras's progress bar writes on each redraw (verbose=1)
         return ("\b" * 30 + f"\r\x1b[1m{step}/469\x1b[0m \x1b[32m━━━━━━━━━━\x1b[0m\x1b[37m━━━━\x1b[0m "
@@ -322,13 +381,13 @@ def test_live_log_shows_one_line_per_epoch_and_no_redraws():
 
 
 def test_time_left_comes_from_the_last_runs_timings():
-    clock = reproduce._Clock(["a", "b", "c"], {"a": 100.0, "b": 50.0, "c": 20.0})
+    clock = runlog.Clock(["a", "b", "c"], {"a": 100.0, "b": 50.0, "c": 20.0})
     clock.begin("b")
     assert clock.prefix().startswith("[2/3 b 0:0")
     assert 69 <= clock.left() <= 70  # b's 50 s (just begun) and c's 20 s
     assert re.fullmatch(r"run 0:0\d, about 1:10 left", clock.status())
     assert clock.left(done=True) == 20.0  # b finished: only c is left
-    unknown = reproduce._Clock(["a", "d"], {"a": 1.0})
+    unknown = runlog.Clock(["a", "d"], {"a": 1.0})
     unknown.begin("a")
     assert unknown.left() is None and "left" not in unknown.status()
 
@@ -339,7 +398,7 @@ def test_backup_puts_back_what_a_stopped_notebook_wrote(tmp_path):
     (tmp_path / "fig.png").write_text("old fig")
     (tmp_path / "notebooks").mkdir()  # the runner's own: not the notebook's to change
     (tmp_path / "notebooks" / "01_a.ipynb").write_text("kept")
-    backup = reproduce._Backup(tmp_path)
+    backup = stopping.Backup(tmp_path)
     (tmp_path / "fig.png").unlink()
     (tmp_path / "metrics" / "a.json").write_text("new")
     (tmp_path / "new.png").write_text("half of a run")
@@ -465,14 +524,14 @@ def test_a_kernel_that_ignores_the_interrupt_is_killed(tmp_path):
     nbs.mkdir()
     _tiny_notebook(nbs / "01_deaf.ipynb", "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                                           "print('ignoring SIGINT', flush=True)\ntime.sleep(300)")
-    code = ("import sys\nfrom aae.reproduce import Stopped, run\n"
+    code = ("import sys\nfrom aae.runner.reproduce import Stopped, run\n"
             f"try:\n    run(notebooks_dir={str(nbs)!r}, output_dir={str(out)!r}, quick=True)\n"
             "except Stopped as exc:\n    print(exc, file=sys.stderr)\n    sys.exit(exc.status)\n")
     run = _Run(["-c", code])
     run.wait_for(r"ignoring SIGINT", timeout=120)
     status, seconds = run.stop(signal.SIGINT)
     assert status == 130
-    assert reproduce.GRACE_SECONDS <= seconds < reproduce.GRACE_SECONDS + 6
+    assert stopping.GRACE_SECONDS <= seconds < stopping.GRACE_SECONDS + 6
     assert "stopped by Ctrl-C (SIGINT) in notebook deaf (01_deaf.ipynb) in cell 2 (import signal, time)" \
         in "".join(run.stderr)
     assert _kernels_of(run.proc.pid) == [] and not list(out.glob(".*.ipynb"))

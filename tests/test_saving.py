@@ -47,12 +47,13 @@ def test_a_vae_encoder_keeps_both_heads(tmp_path):
 
 
 def test_saved_codecs_filters_by_code_size(tmp_path):
-    for name, dim in (("a2", 2), ("b8", 8), ("c2", 2)):
-        save_codec(tmp_path, name, mlp_encoder(dim, []), mlp_decoder(dim, []), prior=GaussianPrior(dim))
+    for name, dim, notebook in (("a2", 2, "04"), ("b8", 8, "04"), ("c2", 2, "01")):
+        save_codec(tmp_path, name, mlp_encoder(dim, []), mlp_decoder(dim, []), prior=GaussianPrior(dim),
+                   notebook=notebook)
     (tmp_path / "models" / "digit_classifier.json").write_text("{}")  # not a saved codec
     (tmp_path / "models" / "broken.json").write_text("{not json")
-    assert saved_codecs(tmp_path) == ["a2", "b8", "c2"]
-    assert saved_codecs(tmp_path, latent_dim=2) == ["a2", "c2"]
+    assert saved_codecs(tmp_path) == ["c2", "a2", "b8"]  # notebook 01's first
+    assert saved_codecs(tmp_path, latent_dim=2) == ["c2", "a2"]
     assert saved_codecs(tmp_path / "nowhere") == []
 
 
