@@ -12,7 +12,8 @@ import ast
 import math
 import numbers
 
-__all__ = ["ParameterError", "Rule", "RULES", "PRECISIONS", "BACKENDS", "check_parameters", "problems"]
+__all__ = ["ParameterError", "Rule", "RULES", "PRECISIONS", "BACKENDS", "DATASETS", "check_parameters",
+           "problems"]
 
 # Choices that Keras-importing modules share with the runner, which must not import Keras:
 # aae.runtime.set_precision's precisions, and each Keras backend with the requirements file that
@@ -20,6 +21,7 @@ __all__ = ["ParameterError", "Rule", "RULES", "PRECISIONS", "BACKENDS", "check_p
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BACKENDS = {"tensorflow": "requirements.txt", "jax": "requirements-jax.txt",
             "torch": "requirements-torch.txt"}
+DATASETS = ("mnist", "fashion_mnist")  # aae.data.load_dataset's names; the first is the default
 
 
 class ParameterError(ValueError):
@@ -124,7 +126,8 @@ SIZE = optional(integer(1, why="a number of images"))
 RULES = {
     "seed": integer(0, 2**32 - 1, why="NumPy's seed range"),
     "results_dir": text("a folder"),
-    "data_dir": optional(text("the folder holding mnist.npz")),
+    "data_dir": optional(text("the folder holding the dataset's files")),
+    "dataset": one_of(*DATASETS),
     "latent_dim": POSITIVE_INT,
     "epochs": POSITIVE_INT,
     "epochs_2d": POSITIVE_INT,

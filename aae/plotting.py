@@ -19,6 +19,11 @@ __all__ = ["save_figure", "reconstruction_grid", "latent_scatter", "latent_grid"
 
 DPI = 100
 DIGIT_COLORS = plt.get_cmap("tab10").colors  # one colour per digit, the same in every figure
+DIGITS = [str(d) for d in range(10)]
+
+
+def _legend_title(classes):
+    return "digit" if list(classes) == DIGITS else "class"
 UNCLEAR_COLOR = "0.88"    # occupancy maps: light grey, hatched (tab10 gives digit 7 a mid grey)
 
 
@@ -57,8 +62,9 @@ def reconstruction_grid(originals, reconstructions, n=10, title=None):
 
 
 def latent_scatter(z, y, ax=None, title=None, background=None, s=2, alpha=0.6,
-                   axis_labels=("$z_1$", "$z_2$")):
-    """Scatter of 2-D codes `z` (n, 2) coloured by digit `y`, with a legend.
+                   axis_labels=("$z_1$", "$z_2$"), classes=DIGITS):
+    """Scatter of 2-D codes `z` (n, 2) coloured by class `y`, with a legend naming `classes`
+    (`aae.data.class_names(dataset)`; digits by default).
 
     `background`: optional (m, 2) points (e.g. prior samples) drawn faintly underneath.
     """
@@ -74,9 +80,9 @@ def latent_scatter(z, y, ax=None, title=None, background=None, s=2, alpha=0.6,
     for digit in range(10):
         sel = y == digit
         ax.scatter(z[sel, 0], z[sel, 1], s=s, alpha=alpha, color=DIGIT_COLORS[digit],
-                   label=str(digit), rasterized=True)
+                   label=classes[digit], rasterized=True)
     ax.legend(markerscale=6 / s ** 0.5, loc="center left", bbox_to_anchor=(1.0, 0.5),
-              frameon=False, title="digit")
+              frameon=False, title=_legend_title(classes))
     ax.set_xlabel(axis_labels[0]), ax.set_ylabel(axis_labels[1])
     if title:
         ax.set_title(title)
@@ -143,20 +149,20 @@ def latent_sweep(decode, n=20, lim=None, quantile=0.05, side=28, title=None, dim
     return fig
 
 
-def tsne_scatter(codes, y, n=3000, seed=0, title=None):
+def tsne_scatter(codes, y, n=3000, seed=0, title=None, classes=DIGITS):
     """t-SNE (scikit-learn) of the first `n` codes to 2-D, scattered by digit."""
     from sklearn.manifold import TSNE
 
     codes, y = np.asarray(codes)[:n], np.asarray(y)[:n]
     emb = TSNE(n_components=2, init="pca", random_state=seed, perplexity=30).fit_transform(codes)
-    fig = latent_scatter(emb, y, title=title, s=4)
+    fig = latent_scatter(emb, y, title=title, s=4, classes=classes)
     fig.axes[0].set_xlabel("t-SNE 1"), fig.axes[0].set_ylabel("t-SNE 2")
     return fig
 
 
 # --- latent occupancy (notebook 05; the numbers come from aae.occupancy) ------------------
 
-def occupancy_map(grid, ax=None, codes=None, labels=None, region=None, title=None, s=3):
+def occupancy_map(grid, ax=None, codes=None, labels=None, region=None, title=None, s=3, classes=DIGITS):
     """Latent plane coloured by decoded digit (DIGIT_COLORS; unclear in grey).
 
     codes, labels: optional test codes (m, 2) drawn on top in their true digit's colour
@@ -185,7 +191,7 @@ def occupancy_map(grid, ax=None, codes=None, labels=None, region=None, title=Non
     left, right, bottom, top = grid.extent
     ax.set_xlim(left, right), ax.set_ylim(bottom, top)
     ax.set_aspect("equal")
-    handles = [Patch(color=DIGIT_COLORS[d], label=str(d)) for d in range(10)]
+    handles = [Patch(color=DIGIT_COLORS[d], label=classes[d]) for d in range(10)]
     handles.append(Patch(facecolor=UNCLEAR_COLOR, edgecolor="0.55", hatch="////",
                          label=f"unclear (< {grid.threshold:g})"))
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
@@ -199,7 +205,7 @@ def occupancy_map(grid, ax=None, codes=None, labels=None, region=None, title=Non
 SERIES_COLORS = ["0.6", "#1f3b73", "#6f9bd1", "#b9d3ee"]  # neutral, so digits keep their colours
 
 
-def occupancy_bars(series, ax=None, title=None, colors=SERIES_COLORS):
+def occupancy_bars(series, ax=None, title=None, colors=SERIES_COLORS, classes=DIGITS):
     """Grouped bars: one group per digit (plus "unclear"), one bar per entry of `series`.
 
     series: {name: shares (10,) or (11,)}; a (10,) series (e.g. training frequencies)
@@ -217,7 +223,8 @@ def occupancy_bars(series, ax=None, title=None, colors=SERIES_COLORS):
         ax.bar(xi, values, width, label=name, color=colors[i % len(colors)], edgecolor="k",
                linewidth=0.3)
     ax.axhline(0.1, color="k", lw=0.6, ls=":")  # a perfectly even split of ten digits
-    ax.set_xticks(x, SHARE_NAMES[:len(x)])
+    ax.set_xticks(x, (list(classes) + ["unclear"])[:len(x)],
+                  rotation=0 if list(classes) == DIGITS else 30, ha="center" if list(classes) == DIGITS else "right")
     for tick, color in zip(ax.get_xticklabels(), list(DIGIT_COLORS) + ["0.4"]):
         tick.set_color(color), tick.set_fontweight("bold")
     ax.set_ylabel("share")
@@ -232,7 +239,7 @@ SHARE_SERIES = {"prior_mass_share": ("prior-mass share", "prior mass"),
                 "sweep_share": ("sweep share (whole square)", "square")}
 
 
-def shares_figure(summaries, train_counts, clear=True):
+def shares_figure(summaries, train_counts, clear=True, classes=DIGITS):
     """One `occupancy_bars` panel per model: training frequency next to the measured shares.
 
     summaries: {model: occupancy_summary(...)}. With `clear`, every share is renormalised over
@@ -250,16 +257,17 @@ def shares_figure(summaries, train_counts, clear=True):
             with np.errstate(invalid="ignore", divide="ignore"):  # NaN bars: nothing clear
                 series[name] = values[:10] / values[:10].sum() if clear else values
         if summary["kl_nats"] is None:
-            title = f"{model}: no decoded image is a clear digit"
+            title = f"{model}: no decoded image is clearly one {_legend_title(classes)}"
         else:
+            first = "zero" if list(classes) == DIGITS else classes[0]
             title = (f"{model}: KL = {summary['kl_nats']:.3f} nats, entropy ratio = "
-                     f"{summary['entropy_ratio']:.3f}, zero x{summary['over_representation']['0']:.2f}")
+                     f"{summary['entropy_ratio']:.3f}, {first} x{summary['over_representation']['0']:.2f}")
         if clear:
             title += "\nunclear, left out: " + ", ".join(
                 f"{summary[key]['unclear']:.0%} of the {where}" for key, (_, where) in SHARE_SERIES.items())
-        occupancy_bars(series, ax=ax, title=title)
+        occupancy_bars(series, ax=ax, title=title, classes=classes)
         if clear:
-            ax.set_ylabel("share of clear digits")
-    axes[-1, 0].set_xlabel("digit the decoded image is judged to be")
+            ax.set_ylabel(f"share of clear {_legend_title(classes)}s")
+    axes[-1, 0].set_xlabel(f"{_legend_title(classes)} the decoded image is judged to be")
     fig.tight_layout()
     return fig

@@ -243,8 +243,9 @@ def test_backend_choice_reaches_the_kernels_or_says_how_to_install(monkeypatch):
     ({"learning_rate": 0}, "learning_rate = 0: learning_rate takes a number > 0"),
     ({"precision": "float16"}, "precision = 'float16': precision takes one of 'auto', 'float32', "
                                "'mixed_bfloat16'"),
-    ({"hidden": [512, -1]}, "hidden = [512, -1]: hidden takes a non-empty list, each item a positive integer"),
-    ({"models": ["vae", "gan"]}, "models = ['vae', 'gan']: models takes a non-empty list"),
+    ({"hidden": [512, -1]}, "hidden = [512, -1]: hidden takes a list, each item a positive integer"),
+    ({"models": ["vae", 3]}, "models = ['vae', 3]: models takes None or a non-empty list"),
+    ({"dataset": "cifar"}, "dataset = 'cifar': dataset takes one of 'mnist', 'fashion_mnist'"),
 ])
 def test_bad_values_are_named_before_anything_runs(tmp_path, overrides, message):
     out = tmp_path / "out"

@@ -76,3 +76,12 @@ def test_recommend_the_sparsest_when_none_is_sparse_enough():
     assert recommend_sparse(ROWS[1:], 0.05)["baseline"] is None
     with pytest.raises(ValueError, match="at least one"):
         recommend_sparse([], 0.05)
+
+
+def test_other_datasets_name_their_classes():
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+             "Ankle boot"]
+    text = occupancy_verdict("vae", summary(0.2, top=7), sweep(1.8), classes=names)
+    assert text.startswith("vae: T-shirt/top is over-represented.")
+    assert "clear class, the largest" in text and "most over-represented class is Sneaker" in text
+    assert "digit" not in text

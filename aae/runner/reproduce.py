@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 
 from ..files import make_readable
-from ..params import BACKENDS, problems
+from ..params import BACKENDS, DATASETS, problems
 from ..paths import NOTEBOOKS, PROJECT_ROOT, QUICK_RESULTS, RESULTS
 from .runlog import Clock, LiveLog, clean_metadata, drop_tf_log, first_line, hms
 from .stopping import Backup, Halt, ReproduceError, Stopped, StopOnSignals, quiet_papermill
-from .summary import (TIMINGS, fmt, headline, metrics_state, read_timings, record_timing, summary_rows,
-                      update_readme_block, write_summary)
+from .summary import (TIMINGS, datasets_table, fmt, headline, metrics_state, read_timings, record_timing,
+                      summary_rows, update_readme_block, write_summary)
 
 
 # Small settings for --quick, injected into every notebook that has the parameter.
@@ -170,14 +170,16 @@ def _estimates(results_dir, quick):
 
 
 def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_dir=None,
-        progress=True, log=_say, backend=None, start=None):
+        progress=True, log=_say, backend=None, start=None, dataset=None):
     """Execute the selected notebooks in order; return [(name, seconds, headline)].
 
     `only` runs just those notebooks; `start` runs every notebook from that one on, keeping the
     results of the ones before it (they must have finished in that folder before). Raises
     ReproduceError naming the notebook and cell when one fails, and Stopped when SIGINT or
     SIGTERM stops the run; notebooks that finished before keep their outputs either way.
-    `backend` sets KERAS_BACKEND for the kernels.
+    `backend` sets KERAS_BACKEND for the kernels. `dataset` (aae.params.DATASETS) sets every
+    notebook's `dataset`; a dataset other than MNIST writes into a folder of its own by default
+    (`results/<dataset>/`, `results-quick/<dataset>/`).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any kernel (or this process) imports TensorFlow
     backend = use_backend(backend)
@@ -187,6 +189,11 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
         raise ReproduceError("use --only or --from, not both")
     notebooks = starting_at(available, start) if start else select(available, only)
     overrides = dict(overrides or {})
+    if dataset is not None:
+        if dataset not in DATASETS:
+            raise ReproduceError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+        overrides["dataset"] = dataset
+    dataset = overrides.get("dataset", DATASETS[0])
     params_of = {n: notebook_parameters(p) for n, p in notebooks.items()}
     known = set().union(*params_of.values())
     unknown = sorted(set(overrides) - known)
@@ -195,6 +202,8 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
                              f"{', '.join(sorted(known))}")
     if output_dir is None:
         output_dir = QUICK_RESULTS if quick else RESULTS
+        if dataset != DATASETS[0]:
+            output_dir = output_dir / dataset
     results_dir = Path(output_dir).resolve()
     # Only a full run into results/ rewrites the notebooks themselves (with their outputs).
     write_back = not quick and results_dir == RESULTS.resolve()
@@ -237,6 +246,8 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
         log(summary)
         if write_back:
             update_readme_block(summary.split("\n", 4)[4], PROJECT_ROOT / "README.md")
+        if not quick and results_dir in [RESULTS.resolve()] + [(RESULTS / d).resolve() for d in DATASETS[1:]]:
+            update_readme_block(datasets_table(RESULTS), PROJECT_ROOT / "README.md", name="datasets")
     else:
         for name, seconds, numbers in rows:
             log(f"{name}: {seconds:.0f} s; " + "; ".join(f"{k} = {fmt(v)}" for k, v in numbers.items()))
@@ -350,6 +361,9 @@ def main(argv=None):
                      help="override a parameter in every notebook that has it")
     rep.add_argument("--output-dir", type=Path,
                      help="where figures, metrics and (unless it is results/) the executed notebooks go")
+    rep.add_argument("--dataset", choices=DATASETS,
+                     help="the dataset every notebook uses (default: each notebook's own, mnist); "
+                          "other than mnist, results go to results/<dataset>/")
     rep.add_argument("--backend", choices=tuple(BACKENDS),
                      help="Keras backend for the notebooks (default: $KERAS_BACKEND, else tensorflow)")
     rep.add_argument("--no-progress", action="store_true",
@@ -376,7 +390,7 @@ def main(argv=None):
     try:
         run(only=args.only, quick=args.quick, overrides=parse_overrides(args.parameter),
             output_dir=args.output_dir, progress=not args.no_progress, backend=args.backend,
-            start=args.start)
+            start=args.start, dataset=args.dataset)
     except Stopped as exc:
         print(str(exc), file=sys.stderr)
         return exc.status

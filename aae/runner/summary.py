@@ -136,3 +136,22 @@ def update_readme_block(table, readme=None, name="results"):
     with atomic_path(readme) as tmp:
         tmp.write_text(f"{head}{start}\n{table}{end}{tail}")
     return True
+
+
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+def datasets_table(results, datasets=tuple(DATASET_NAMES)):
+    """Markdown table of every notebook's headline numbers on each dataset side by side: MNIST from
+    `results`, the others from `results/<dataset>/` (a dash where a dataset has no run yet)."""
+    folders = {d: Path(results) if i == 0 else Path(results) / d for i, d in enumerate(datasets)}
+    numbers = {d: {n: h for n, _, h in summary_rows(f)} for d, f in folders.items()}
+    names = list(dict.fromkeys(n for d in datasets for n in numbers[d]))
+    lines = ["| notebook | number | " + " | ".join(DATASET_NAMES.get(d, d) for d in datasets) + " |",
+             "|---|---|" + "---:|" * len(datasets)]
+    for name in names:
+        keys = list(dict.fromkeys(k for d in datasets for k in numbers[d].get(name, {})))
+        for key in keys:
+            cells = [fmt(numbers[d][name][key]) if key in numbers[d].get(name, {}) else "-" for d in datasets]
+            lines.append(f"| {name} | {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
