@@ -536,3 +536,14 @@ def test_a_kernel_that_ignores_the_interrupt_is_killed(tmp_path):
     assert "stopped by Ctrl-C (SIGINT) in notebook deaf (01_deaf.ipynb) in cell 2 (import signal, time)" \
         in "".join(run.stderr)
     assert _kernels_of(run.proc.pid) == [] and not list(out.glob(".*.ipynb"))
+
+
+def test_the_vae_notebook_runs_with_a_latent_space_of_more_than_two_dimensions(tmp_path):
+    """latent_dim is a real knob: with 3 dimensions the scatter shows a PCA view and the sweep
+    varies two chosen dimensions."""
+    reproduce.run(only=["variational_autoencoder"], quick=True, output_dir=tmp_path, progress=False,
+                  overrides={"latent_dim": 3, "sweep_dims": [0, 2], "epochs": 1})
+    data = json.loads((tmp_path / "metrics" / "variational_autoencoder.json").read_text())
+    assert data["parameters"]["latent_dim"] == 3 and data["parameters"]["sweep_dims"] == [0, 2]
+    assert 100 < data["metrics"]["test_neg_elbo_nats"] < 400
+    assert (tmp_path / "va_scatterplot.png").is_file() and (tmp_path / "va_latent_sweep.png").is_file()
