@@ -14,7 +14,6 @@ from pathlib import Path
 
 import keras
 
-from . import layers as _aae_layers  # noqa: F401  (registers custom layers for load_model)
 from .files import atomic_path
 from .priors import prior_from_config
 
@@ -79,6 +78,8 @@ def load_codec(results_dir, name, source=None):
         raise FileNotFoundError(
             f"model '{name}' is not saved in {folder}: missing {', '.join(missing)}. Run {source} "
             f"first with the same results_dir ({results_dir}).")
+    from . import layers  # noqa: F401  (registers the custom layers load_model needs)
+
     encoder, decoder = (keras.saving.load_model(folder / files[p], compile=False)
                         for p in ("encoder", "decoder"))
     prior = prior_from_config(settings["prior"]) if settings.get("prior") else None

@@ -4,7 +4,6 @@ import pytest
 import matplotlib.pyplot as plt
 from matplotlib.image import imread
 
-from aae import plotting
 from aae.plotting import (latent_grid, latent_scatter, latent_sweep, reconstruction_grid,
                           save_figure, tsne_scatter)
 
@@ -96,3 +95,39 @@ def test_saved_files_are_readable_by_others(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_latent_view_is_the_codes_in_2d_and_pca_above():
+    from aae.plotting import latent_view
+    rng = np.random.default_rng(0)
+    z2 = rng.normal(size=(50, 2))
+    view, labels = latent_view(z2)
+    np.testing.assert_array_equal(view, z2)
+    assert labels == ("$z_1$", "$z_2$")
+    # 5-D codes that vary only along dimensions 0 and 3: the PCA view keeps every distance
+    z5 = np.zeros((50, 5))
+    z5[:, 0], z5[:, 3] = 3 * rng.normal(size=50), rng.normal(size=50)
+    view, labels = latent_view(z5)
+    d = lambda a: np.linalg.norm(a[:, None] - a[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(d(view), d(z5), atol=1e-9)
+    assert "principal component 1" in labels[0] and "100%" not in labels[0]
+    with pytest.raises(ValueError, match="d >= 2"):
+        latent_view(np.zeros((5, 1)))
+
+
+def test_latent_sweep_varies_the_chosen_dimensions_only():
+    from aae.plotting import latent_sweep
+    seen = []
+
+    def decode(z):
+        seen.append(np.asarray(z))
+        return np.zeros((len(z), 784))
+    latent_sweep(decode, n=4, lim=2.0, dims=(1, 3), latent_dim=5)
+    z = seen[0]
+    assert z.shape == (16, 5) and np.all(z[:, [0, 2, 4]] == 0)
+    np.testing.assert_allclose(sorted(set(z[:, 1])), np.linspace(-2, 2, 4), rtol=1e-6)
+    np.testing.assert_allclose(sorted(set(z[:, 3])), np.linspace(-2, 2, 4), rtol=1e-6)
+    with pytest.raises(ValueError, match="two different latent dimensions in 0..4"):
+        latent_sweep(decode, n=4, dims=(1, 1), latent_dim=5)
+    with pytest.raises(ValueError, match="two different latent dimensions in 0..1"):
+        latent_sweep(decode, n=4, dims=(0, 2))
