@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 
 from .files import atomic_path
+from .layers import Sampling
 from .priors import prior_from_config
 
 __all__ = ["Codec", "save_codec", "load_codec", "saved_codecs"]
@@ -78,9 +79,8 @@ def load_codec(results_dir, name, source=None):
         raise FileNotFoundError(
             f"model '{name}' is not saved in {folder}: missing {', '.join(missing)}. Run {source} "
             f"first with the same results_dir ({results_dir}).")
-    from . import layers  # noqa: F401  (registers the custom layers load_model needs)
-
-    encoder, decoder = (keras.saving.load_model(folder / files[p], compile=False)
+    encoder, decoder = (keras.saving.load_model(folder / files[p], compile=False,
+                                                custom_objects={"Sampling": Sampling})
                         for p in ("encoder", "decoder"))
     prior = prior_from_config(settings["prior"]) if settings.get("prior") else None
     return Codec(name, encoder, decoder, prior, settings)
