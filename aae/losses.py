@@ -11,7 +11,7 @@ from keras import ops
 from . import checks
 
 __all__ = ["gaussian_kl", "bce_sum", "bce_sum_from_logits", "bce_mean_from_logits",
-           "L1Activity", "KLSparsity", "weight_decay"]
+           "L1Activity", "KLSparsity", "weight_decay", "NonNegativity"]
 
 
 def _check_weight(name, value):
@@ -90,3 +90,19 @@ def weight_decay(l2):
     """L2 weight decay `l2` x sum(w^2) as a Keras kernel regularizer (None when l2 == 0)."""
     l2 = _check_weight("weight decay l2", l2)
     return keras.regularizers.L2(l2) if l2 > 0 else None
+
+
+@keras.saving.register_keras_serializable(package="aae")
+class NonNegativity(keras.regularizers.Regularizer):
+    """Nonnegativity penalty on weights (NCAE, Hosseini-Asl et al. 2016): `alpha` / 2 x the sum
+    of the squares of the negative weights, sum(min(w, 0)^2). Positive weights cost nothing; the
+    negative ones are pulled towards 0, so a unit's receptive field becomes an additive part."""
+
+    def __init__(self, alpha=0.003):
+        self.alpha = _check_weight("alpha", alpha)
+
+    def __call__(self, w):
+        return 0.5 * self.alpha * ops.sum(ops.square(ops.minimum(w, 0.0)))
+
+    def get_config(self):
+        return {"alpha": self.alpha}
