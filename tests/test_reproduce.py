@@ -237,7 +237,7 @@ def test_backend_choice_reaches_the_kernels_or_says_how_to_install(monkeypatch):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"epochs": -1}, "epochs = -1: epochs takes a positive integer (in variational_autoencoder, "
-                     "autoencoder, sparse_autoencoder)"),
+                     "autoencoder, sparse_autoencoder, "),
     ({"batch_size": "abc"}, "batch_size = 'abc': batch_size takes a positive integer"),
     ({"epochs": 2.5}, "epochs = 2.5: epochs takes a positive integer"),
     ({"learning_rate": 0}, "learning_rate = 0: learning_rate takes a number > 0"),
