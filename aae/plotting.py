@@ -267,7 +267,7 @@ def shares_figure(summaries, train_counts, clear=True, classes=DIGITS):
                 f"{summary[key]['unclear']:.0%} of the {where}" for key, (_, where) in SHARE_SERIES.items())
         occupancy_bars(series, ax=ax, title=title, classes=classes)
         if clear:
-            ax.set_ylabel(f"share of clear {_legend_title(classes)}s")
+            ax.set_ylabel("share of clear " + ("digits" if list(classes) == DIGITS else "classes"))
     axes[-1, 0].set_xlabel(f"{_legend_title(classes)} the decoded image is judged to be")
     fig.tight_layout()
     return fig
