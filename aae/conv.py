@@ -20,6 +20,7 @@ import keras
 from keras import layers
 
 from .checks import positive_int
+from .models import encoder_heads
 
 __all__ = ["conv_encoder", "conv_decoder"]
 
@@ -61,13 +62,7 @@ def conv_encoder(latent_dim=2, filters=(32, 64), input_shape=(28, 28, 1), variat
         h = layers.Conv2D(f, kernel_size, strides=2, padding="same", activation=activation,
                           kernel_regularizer=kernel_regularizer, name=f"conv{i + 1}")(h)
     h = layers.Flatten(name="flatten")(h)
-    if variational:
-        z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(h)
-        z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(h)
-        return keras.Model(x, [z_mean, z_log_var], name=name)
-    code = layers.Dense(latent_dim, activation=code_activation, dtype="float32",
-                        kernel_regularizer=kernel_regularizer, name="code")(h)
-    return keras.Model(x, code, name=name)
+    return encoder_heads(x, h, latent_dim, variational, code_activation, kernel_regularizer, name)
 
 
 def conv_decoder(latent_dim=2, filters=(32, 64), input_shape=(28, 28, 1), variational=True,

@@ -16,7 +16,7 @@ from .layers import Sampling
 from .checks import positive_int
 from .losses import bce_mean_from_logits, bce_sum_from_logits, gaussian_kl
 
-__all__ = ["mlp_encoder", "mlp_decoder", "dense_stack", "VAE", "Autoencoder", "batched",
+__all__ = ["mlp_encoder", "mlp_decoder", "dense_stack", "encoder_heads", "VAE", "Autoencoder", "batched",
            "decode_batched", "encode_batched"]
 
 
@@ -39,8 +39,14 @@ def mlp_encoder(latent_dim=2, hidden=(512,), original_dim=784, variational=True,
     positive_int("latent_dim", latent_dim)
     x = keras.Input((original_dim,), name="x")
     h = dense_stack(x, hidden, activation, kernel_regularizer)
+    return encoder_heads(x, h, latent_dim, variational, code_activation, kernel_regularizer, name)
+
+
+def encoder_heads(x, h, latent_dim, variational, code_activation=None, kernel_regularizer=None,
+                  name="encoder"):
+    """The encoder model from input `x` and features `h`: heads `[z_mean, z_log_var]` if
+    `variational`, else one code layer; small and kept in float32 under mixed precision."""
     if variational:
-        # small heads, kept in float32 under a mixed-precision policy
         z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(h)
         z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(h)
         return keras.Model(x, [z_mean, z_log_var], name=name)
