@@ -85,6 +85,16 @@ def main(argv=None):
         callbacks = [tracker]
     else:
         x, y, callbacks, tracker = x_fit, None, [], None
+    partial = Path(args.out) / f"{args.name}.partial.json"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+
+    def dump(epoch, logs):  # the per-epoch logs so far, so a run stopped early still leaves its numbers
+        rows.append({"epoch": epoch + 1, "seconds": time.perf_counter() - start,
+                     **{k: float(v) for k, v in (logs or {}).items()}})
+        partial.write_text(json.dumps({"args": vars(args), "epochs": rows}, indent=1) + "\n")
+
+    rows = []
+    callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=dump))
     start = time.perf_counter()
     hist = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=2,
                      callbacks=callbacks)

@@ -170,6 +170,7 @@ def test_builder_rejects_bad_settings():
 # -- every backend -------------------------------------------------------------------------------
 TRAIN = """
 import json, keras, numpy as np
+from aae.runtime import compile_options
 from aae.semisupervised import build_semisupervised_aae, semi_supervised_inputs, classification_error
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(0)
@@ -179,7 +180,7 @@ x = np.clip(protos[y] + 0.1 * rng.standard_normal((90, 12)), 0, 1).astype("float
 model = build_semisupervised_aae(latent_dim=2, n_classes=3, hidden=(16,), d_hidden=(8,),
                                  original_dim=12, seed=0)
 model.compile(ae_optimizer=keras.optimizers.Adam(1e-2), s_optimizer=keras.optimizers.Adam(1e-2),
-              jit_compile=False)
+              **compile_options(1, "auto"))  # compiled on TF and JAX (eager JAX is slow), eager torch
 xs, ys = semi_supervised_inputs(x, x[:9], y[:9], seed=0)
 logs = model.fit(xs, ys, batch_size=30, epochs=15, verbose=0).history
 print(json.dumps({"ce": logs["supervised_loss"], "error": classification_error(model.predict_proba(x), y),
