@@ -47,6 +47,8 @@ QUICK = {
     "parzen_val_size": 500,
     "grid_n": 40,
     "classifier_epochs": 1,
+    "seeds": [0],
+    "n_labels_list": [100],
 }
 
 
