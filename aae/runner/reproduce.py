@@ -29,8 +29,8 @@ from ..params import BACKENDS, DATASETS, problems
 from ..paths import NOTEBOOKS, PROJECT_ROOT, QUICK_RESULTS, RESULTS
 from .runlog import Clock, LiveLog, clean_metadata, drop_tf_log, first_line, hms
 from .stopping import Backup, Halt, ReproduceError, Stopped, StopOnSignals, quiet_papermill
-from .summary import (TIMINGS, datasets_table, fmt, headline, metrics_state, read_timings, record_timing,
-                      summary_rows, update_readme_block, write_summary)
+from .summary import (TIMINGS, datasets_table, fmt, headline, metrics_state, paper_table, read_timings,
+                      record_timing, summary_rows, update_readme_block, write_summary)
 
 
 # Small settings for --quick, injected into every notebook that has the parameter.
@@ -250,6 +250,8 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
             update_readme_block(summary.split("\n", 4)[4], PROJECT_ROOT / "README.md")
         if not quick and results_dir in [RESULTS.resolve()] + [(RESULTS / d).resolve() for d in DATASETS[1:]]:
             update_readme_block(datasets_table(RESULTS), PROJECT_ROOT / "README.md", name="datasets")
+        if write_back:
+            update_readme_block(paper_table(RESULTS), PROJECT_ROOT / "README.md", name="aae-paper")
     else:
         for name, seconds, numbers in rows:
             log(f"{name}: {seconds:.0f} s; " + "; ".join(f"{k} = {fmt(v)}" for k, v in numbers.items()))
@@ -387,6 +389,10 @@ def main(argv=None):
         if args.readme_block and not update_readme_block(table, name=args.readme_block):
             print(f"error: README.md has no <!-- {args.readme_block}:start/end --> block", file=sys.stderr)
             return 1
+        if args.readme_block and args.results_dir.resolve() == RESULTS.resolve():
+            # the project's own results: the blocks built from them are refreshed as after a full run
+            update_readme_block(datasets_table(RESULTS), name="datasets")
+            update_readme_block(paper_table(RESULTS), name="aae-paper")
         print(table)
         return 0
     try:

@@ -155,3 +155,56 @@ def datasets_table(results, datasets=tuple(DATASET_NAMES)):
             cells = [fmt(numbers[d][name][key]) if key in numbers[d].get(name, {}) else "-" for d in datasets]
             lines.append(f"| {name} | {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# The AAE paper's MNIST tables (Makhzani et al. 2015): what notebooks 04 and 06 measure against.
+PAPER_ROWS = [  # (what, paper, key in notebook 06's semi_supervised / clustering, long-run file stem)
+    ("semi-supervised error, 100 labels", "1.90 ± 0.10 %", ("semi_supervised", "100"), "long_100_labels_seed0"),
+    ("semi-supervised error, 1,000 labels", "1.60 ± 0.08 %", ("semi_supervised", "1000"), "long_1000_labels_seed0"),
+    ("semi-supervised error, all labels", "0.85 %", ("semi_supervised", "50000"), None),
+    ("clustering error, 16 clusters", "9.55 ± 2.1 %", ("clustering", "16"), None),
+    ("clustering error, 30 clusters", "4.10 ± 1.13 %", ("clustering", "30"), None),
+]
+
+
+def _where(runtime, seconds):
+    if not runtime:
+        return "-"
+    return (f"{runtime['device']}, {BACKEND_NAMES.get(runtime['backend'], runtime['backend'])}, "
+            f"{seconds / 60:.0f} min")
+
+
+def paper_table(results, long_runs="long-semisupervised"):
+    """Markdown table: the AAE paper's MNIST numbers beside ours, from notebook 06's and 04's metrics
+    in `results` and the longer runs' metrics in `results/<long_runs>/metrics` ("-" where missing)."""
+    results = Path(results)
+    read = lambda p: json.loads(p.read_text()) if p.is_file() else {}  # noqa: E731
+    semi = read(results / "metrics" / "semi_supervised_aae.json")
+    aae = read(results / "metrics" / "adversarial_autoencoder.json")
+    m = semi.get("metrics", {})
+    where = _where(semi.get("runtime"), m.get("seconds", 0))
+    lines = ["| result (MNIST) | paper | ours, notebook default | ours, longer run |", "|---|---:|---:|---:|"]
+    for what, paper, (group, key), stem in PAPER_ROWS:
+        ours = "-"
+        if group == "semi_supervised" and key in m.get(group, {}):
+            s = m[group][key]
+            ours = (f"{s['test_error_percent_mean']:.2f} ± {s['test_error_percent_std']:.2f} % "
+                    f"({len(s['test_error_percent_per_seed'])} seeds, {m.get('epochs')} epochs)")
+        elif group == "clustering" and key in m.get(group, {}):
+            c = m[group][key]
+            ours = (f"{100 * c['test_error']:.1f} % ({c['clusters_used']} clusters used; "
+                    f"majority vote {100 * c['test_error_majority']:.1f} %)")
+        longer = "-"
+        run = read(results / long_runs / "metrics" / f"{stem}.json") if stem else {}
+        if run:
+            r, p = run["metrics"], run["parameters"]
+            longer = (f"{100 * r['test_error']:.2f} % (seed {p['seed']}, epoch {r['best_epoch']} of "
+                      f"{r['epochs_run']} chosen on validation; {_where(run.get('runtime'), r['seconds'])})")
+        lines.append(f"| {what} | {paper} | {ours} | {longer} |")
+    if aae:
+        parzen = aae["metrics"]["parzen"]
+        lines.append(f"| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | {parzen['mean_nats']:.1f} ± "
+                     f"{parzen['stderr_nats']:.1f} nats ({aae['parameters'].get('epochs_8d')} epochs) | - |")
+    lines.append("")
+    lines.append(f"Notebook default measured on {where}." if semi else "Notebook 06 has not run into this folder yet.")
+    return "\n".join(lines) + "\n"
