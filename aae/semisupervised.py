@@ -24,7 +24,8 @@ import numpy as np
 import keras
 from keras import layers, ops
 
-from .losses import bce_sum_from_logits, check_positive_int
+from .checks import positive_int as check_positive_int
+from .losses import bce_sum_from_logits
 from .phases import PhasedModel
 
 __all__ = ["SemiSupervisedAAE", "ssaae_encoder", "ssaae_decoder", "ssaae_discriminator",
