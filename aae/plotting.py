@@ -257,7 +257,7 @@ def shares_figure(summaries, train_counts, clear=True, classes=DIGITS):
             with np.errstate(invalid="ignore", divide="ignore"):  # NaN bars: nothing clear
                 series[name] = values[:10] / values[:10].sum() if clear else values
         if summary["kl_nats"] is None:
-            title = f"{model}: no decoded image is clearly one {_legend_title(classes)}"
+            title = f"{model}: no decoded image is a clear {_legend_title(classes)}"
         else:
             first = "zero" if list(classes) == DIGITS else classes[0]
             title = (f"{model}: KL = {summary['kl_nats']:.3f} nats, entropy ratio = "
