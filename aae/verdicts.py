@@ -42,7 +42,7 @@ def occupancy_verdict(model, summary, sensitivity=(), classes=None):
     ten class names (`aae.data.class_names`); None: digits."""
     s = summary
     digits = classes is None or list(classes) == [str(d) for d in range(10)]
-    first, kind = ("zero", "digit") if digits else (classes[0], "class")
+    first, kind, kinds = ("zero", "digit", "digits") if digits else (classes[0], "class", "classes")
     threshold = s["confidence_threshold"]
     clear_mass = max(0.0, 1 - s["prior_mass_share"]["unclear"])
     if s["kl_nats"] is None or clear_mass < MIN_CLEAR_MASS:
@@ -59,7 +59,7 @@ def occupancy_verdict(model, summary, sensitivity=(), classes=None):
     top_name = top if digits else classes[top]
     return (f"{model}: {first} is {zero_word(ratios)}. It decodes from {s['prior_mass_share']['0']:.1%} of the "
             f"prior's mass ({clear[0]:.1%} of the mass that decodes to a clear {kind}, {place} of the ten) "
-            f"against {s['training_frequency']['0']:.1%} of the training {kind}s: "
+            f"against {s['training_frequency']['0']:.1%} of the training {kinds}: "
             f"{s['over_representation']['0']:.2f} times its fair share "
             f"(from {min(ratios):.2f} to {max(ratios):.2f} over thresholds {min(thresholds):g} to "
             f"{max(thresholds):g}). It covers {s['area_share_95']['0']:.1%} of the area of the prior's 95% "

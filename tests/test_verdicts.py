@@ -84,4 +84,4 @@ def test_other_datasets_name_their_classes():
     text = occupancy_verdict("vae", summary(0.2, top=7), sweep(1.8), classes=names)
     assert text.startswith("vae: T-shirt/top is over-represented.")
     assert "clear class, the largest" in text and "most over-represented class is Sneaker" in text
-    assert "digit" not in text
+    assert "digit" not in text and "of the training classes" in text
