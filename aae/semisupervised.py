@@ -26,6 +26,7 @@ from keras import layers, ops
 
 from .checks import positive_int as check_positive_int
 from .losses import bce_sum_from_logits
+from .models import batched, decode_batched
 from .phases import PhasedModel
 
 __all__ = ["SemiSupervisedAAE", "ssaae_encoder", "ssaae_decoder", "ssaae_discriminator",
@@ -273,14 +274,14 @@ class SemiSupervisedAAE(PhasedModel):
     def encode(self, x, batch_size=4096):
         """(q(y|x) (n, n_classes), style z (n, latent_dim)) as NumPy arrays, no input noise."""
         x = np.asarray(x, "float32")
-        qs, zs = [], []
-        for i in range(0, len(x), batch_size):
-            logits, z = self.encoder(x[i:i + batch_size], training=False)
-            qs.append(ops.convert_to_numpy(ops.softmax(logits, -1)))
-            zs.append(ops.convert_to_numpy(z))
-        if not qs:
+        if not len(x):
             return np.zeros((0, self.n_classes), "float32"), np.zeros((0, self.latent_dim), "float32")
-        return np.concatenate(qs), np.concatenate(zs)
+
+        def code(b):
+            logits, z = self.encoder(b, training=False)
+            return ops.concatenate([ops.softmax(logits, -1), z], -1)
+        qz = batched(code, x, batch_size)
+        return qz[:, :self.n_classes], qz[:, self.n_classes:]
 
     def predict_proba(self, x, batch_size=4096):
         """q(y|x), shape (n, n_classes)."""
@@ -294,7 +295,7 @@ class SemiSupervisedAAE(PhasedModel):
                 raise ValueError(f"class indices must lie in 0..{self.n_classes - 1}")
             y = np.eye(self.n_classes, dtype="float32")[y]
         code = np.concatenate([y.astype("float32"), np.asarray(z, "float32")], axis=-1)
-        return ops.convert_to_numpy(ops.sigmoid(self.decoder(code, training=False)))
+        return decode_batched(self.decoder, code)
 
 
 # -- data --------------------------------------------------------------------------------------
