@@ -40,15 +40,17 @@ def aae_discriminator(latent_dim=8, hidden=(512, 256), n_classes=0, name="discri
 
 
 def adversarial_autoencoder(prior, hidden=(512, 512), d_hidden=(512, 256), posterior="deterministic",
-                            supervised=False, seed=None, original_dim=784):
+                            supervised=False, seed=None, original_dim=784, dropout=0.0):
     """The adversarial autoencoder for `prior` (its `dim` is the code size): dense LeakyReLU
     encoder 784-hidden-code and decoder code-hidden-784 (pixel logits), discriminator
-    code(-label)-d_hidden-1. Compile it with one optimizer per phase (`compile`)."""
+    code(-label)-d_hidden-1. `dropout` > 0: dropout of that rate after each hidden layer of the
+    encoder and decoder while training. Compile it with one optimizer per phase (`compile`)."""
     latent_dim = prior.dim
     n_classes = prior.n_classes if supervised else 0
     encoder = mlp_encoder(latent_dim, hidden, original_dim,
-                          variational=_check_posterior(posterior) == "gaussian", activation="leaky_relu")
-    decoder = mlp_decoder(latent_dim, hidden, original_dim, activation="leaky_relu")
+                          variational=_check_posterior(posterior) == "gaussian", activation="leaky_relu",
+                          dropout=dropout)
+    decoder = mlp_decoder(latent_dim, hidden, original_dim, activation="leaky_relu", dropout=dropout)
     return AdversarialAutoencoder(encoder, decoder,
                                   aae_discriminator(latent_dim, d_hidden, n_classes=n_classes or 0),
                                   prior, posterior=posterior, supervised=supervised, seed=seed)

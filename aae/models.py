@@ -13,32 +13,51 @@ import keras
 from keras import layers, ops
 
 from .layers import Sampling
-from .checks import positive_int
+from .checks import fraction, positive_int
 from .losses import bce_mean_from_logits, bce_sum_from_logits, gaussian_kl
 
 __all__ = ["mlp_encoder", "mlp_decoder", "dense_stack", "encoder_heads", "VAE", "Autoencoder", "batched",
            "decode_batched", "encode_batched"]
 
 
-def dense_stack(h, hidden, activation="relu", kernel_regularizer=None, prefix="hidden"):
-    """Dense layers of widths `hidden` (a sequence; empty: none) on the tensor `h`."""
+def dense_stack(h, hidden, activation="relu", kernel_regularizer=None, prefix="hidden",
+                kernel_initializer="glorot_uniform", seed=None, dropout=0.0):
+    """Dense layers of widths `hidden` (a sequence; empty: none) on the tensor `h`.
+
+    `seed`: None draws each layer's initial weights from Keras's global seed; an integer gives
+    layer i (from 0) the initializer `kernel_initializer` seeded with `seed + i`, so a network's
+    weights do not depend on what was built before it. `dropout` > 0 adds a Dropout layer of that
+    rate after each Dense layer (active only in training calls; seeded from `seed` too).
+    """
     if isinstance(hidden, (int, np.integer)):
         raise ValueError(f"hidden must be a list of layer widths, e.g. [{hidden}], got {hidden!r}")
-    for i, units in enumerate(hidden, start=1):
+    if dropout:
+        fraction("dropout", dropout, " Use 0 for no dropout.")
+    for i, units in enumerate(hidden):
+        init = kernel_initializer
+        if seed is not None:
+            init = keras.initializers.get(kernel_initializer)
+            init = type(init).from_config({**init.get_config(), "seed": seed + i})
         h = layers.Dense(positive_int("hidden units", units), activation=activation,
-                         kernel_regularizer=kernel_regularizer, name=f"{prefix}{i}")(h)
+                         kernel_initializer=init, kernel_regularizer=kernel_regularizer,
+                         name=f"{prefix}{i + 1}")(h)
+        if dropout:
+            h = layers.Dropout(dropout, seed=None if seed is None else seed + 100 + i,
+                               name=f"{prefix}{i + 1}_dropout")(h)
     return h
 
 
 def mlp_encoder(latent_dim=2, hidden=(512,), original_dim=784, variational=True,
-                activation="relu", code_activation=None, kernel_regularizer=None, name="encoder"):
+                activation="relu", code_activation=None, kernel_regularizer=None, dropout=0.0,
+                name="encoder"):
     """Dense encoder x (n, original_dim) -> `[z_mean, z_log_var]` if `variational`, else the code.
 
-    `hidden`: widths of the hidden layers ([] for none, as in a one-layer code).
+    `hidden`: widths of the hidden layers ([] for none, as in a one-layer code); `dropout` > 0:
+    dropout of that rate after each of them while training.
     """
     positive_int("latent_dim", latent_dim)
     x = keras.Input((original_dim,), name="x")
-    h = dense_stack(x, hidden, activation, kernel_regularizer)
+    h = dense_stack(x, hidden, activation, kernel_regularizer, dropout=dropout)
     return encoder_heads(x, h, latent_dim, variational, code_activation, kernel_regularizer, name)
 
 
@@ -56,10 +75,11 @@ def encoder_heads(x, h, latent_dim, variational, code_activation=None, kernel_re
 
 
 def mlp_decoder(latent_dim=2, hidden=(512,), original_dim=784, activation="relu",
-                kernel_regularizer=None, name="decoder"):
-    """Dense decoder from codes to pixel *logits* (apply a sigmoid for images)."""
+                kernel_regularizer=None, dropout=0.0, name="decoder"):
+    """Dense decoder from codes to pixel *logits* (apply a sigmoid for images); `dropout` as in
+    `mlp_encoder`."""
     z = keras.Input((positive_int("latent_dim", latent_dim),), name="z")
-    h = dense_stack(z, hidden, activation, kernel_regularizer)
+    h = dense_stack(z, hidden, activation, kernel_regularizer, dropout=dropout)
     logits = layers.Dense(original_dim, kernel_regularizer=kernel_regularizer, name="logits")(h)
     # under a mixed-precision policy the big layer computes in bfloat16; hand out float32
     logits = layers.Activation("linear", dtype="float32", name="logits_float32")(logits)

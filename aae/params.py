@@ -159,6 +159,9 @@ RULES = {
         "'mean') and optionally weight_decay >= 0", _variant)),
     "hidden": list_of(POSITIVE_INT, empty=True),  # [] : no hidden layer
     "d_hidden": list_of(POSITIVE_INT),
+    "hidden_8d": list_of(POSITIVE_INT),
+    "dropout_8d": number(at_least=0, below=1),
+    "prior_scale_8d": POSITIVE,
     "posterior": one_of("deterministic", "gaussian"),
     "mixture_radius": POSITIVE,
     "mixture_std": POSITIVE,

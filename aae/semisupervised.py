@@ -26,7 +26,7 @@ from keras import layers, ops
 
 from .checks import positive_int as check_positive_int
 from .losses import bce_sum_from_logits
-from .models import batched, decode_batched
+from .models import batched, decode_batched, dense_stack
 from .phases import PhasedModel
 
 __all__ = ["SemiSupervisedAAE", "ssaae_encoder", "ssaae_decoder", "ssaae_discriminator",
@@ -48,24 +48,19 @@ def _init(seed, i):
     return keras.initializers.RandomNormal(stddev=0.01, seed=None if seed is None else seed + i)
 
 
-def _dense_stack(h, hidden, prefix, seed, activation="relu"):
-    for i, units in enumerate(hidden):
-        h = layers.Dense(units, activation=activation, kernel_initializer=keras.initializers.HeNormal(
-            seed=None if seed is None else seed + i), name=f"{prefix}{i + 1}")(h)
-    return h
-
-
 def ssaae_encoder(latent_dim=10, n_classes=10, hidden=(1000, 1000), original_dim=784, seed=None,
-                  name="encoder"):
+                  dropout=0.0, name="encoder"):
     """Encoder x (n, 784) -> [class logits (n, n_classes), style z (n, latent_dim)], ReLU layers.
 
     q(y|x) = softmax(class logits). Both heads are float32 (mixed precision keeps them exact).
+    `dropout` > 0: dropout of that rate after each hidden layer, in every training phase.
     """
     check_positive_int("latent_dim", latent_dim)
     if check_positive_int("n_classes", n_classes) < 2:
         raise ValueError(f"n_classes must be at least 2 (a categorical code), got {n_classes}.")
     x = keras.Input((check_positive_int("original_dim", original_dim),), name="x")
-    h = _dense_stack(x, _check_hidden("hidden", hidden), "hidden", seed)
+    h = dense_stack(x, _check_hidden("hidden", hidden), kernel_initializer="he_normal", seed=seed,
+                    dropout=dropout)
     logits = layers.Dense(n_classes, dtype="float32", kernel_initializer=_init(seed, 100),
                           name="class_logits")(h)
     z = layers.Dense(latent_dim, dtype="float32", kernel_initializer=_init(seed, 101), name="style")(h)
@@ -78,7 +73,8 @@ def ssaae_decoder(latent_dim=10, n_classes=10, hidden=(1000, 1000), original_dim
     check_positive_int("latent_dim", latent_dim)
     check_positive_int("n_classes", n_classes)
     code = keras.Input((n_classes + latent_dim,), name="y_and_z")
-    h = _dense_stack(code, _check_hidden("hidden", hidden), "hidden", None if seed is None else seed + 10)
+    h = dense_stack(code, _check_hidden("hidden", hidden), kernel_initializer="he_normal",
+                    seed=None if seed is None else seed + 10)
     logits = layers.Dense(check_positive_int("original_dim", original_dim),
                           kernel_initializer=_init(seed, 102), name="logits")(h)
     return keras.Model(code, layers.Activation("linear", dtype="float32", name="logits_float32")(logits),
@@ -88,20 +84,21 @@ def ssaae_decoder(latent_dim=10, n_classes=10, hidden=(1000, 1000), original_dim
 def ssaae_discriminator(width, d_hidden=(1000, 1000), seed=None, name="discriminator"):
     """Discriminator code (n, width) -> logit (n, 1); positive means "drawn from the prior"."""
     code = keras.Input((check_positive_int("discriminator input width", width),), name="code")
-    h = _dense_stack(code, _check_hidden("d_hidden", d_hidden), "hidden", seed)
+    h = dense_stack(code, _check_hidden("d_hidden", d_hidden), kernel_initializer="he_normal", seed=seed)
     return keras.Model(code, layers.Dense(1, dtype="float32", kernel_initializer=_init(seed, 103),
                                           name="logit")(h), name=name)
 
 
 def build_semisupervised_aae(latent_dim=10, n_classes=10, hidden=(1000, 1000), d_hidden=(1000, 1000),
-                             original_dim=784, seed=None, input_noise=0.3, supervised=True):
+                             original_dim=784, seed=None, input_noise=0.3, supervised=True, dropout=0.0):
     """The four networks and the model. `supervised=False`: clustering (no labelled phase).
 
-    Every network's weights and the model's noise come from `seed` (None: unseeded).
+    Every network's weights and the model's noise come from `seed` (None: unseeded). `dropout`:
+    rate of the encoder's dropout after each hidden layer (0: none).
     """
     s = (lambda k: None if seed is None else seed * 1000 + k)
     return SemiSupervisedAAE(
-        ssaae_encoder(latent_dim, n_classes, hidden, original_dim, seed=s(0)),
+        ssaae_encoder(latent_dim, n_classes, hidden, original_dim, seed=s(0), dropout=dropout),
         ssaae_decoder(latent_dim, n_classes, hidden, original_dim, seed=s(200)),
         ssaae_discriminator(n_classes, d_hidden, seed=s(400), name="cat_discriminator"),
         ssaae_discriminator(latent_dim, d_hidden, seed=s(600), name="gauss_discriminator"),

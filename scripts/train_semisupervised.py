@@ -62,6 +62,7 @@ def main(argv=None):
     p.add_argument("--beta-1", type=float, default=0.5, help="Adam beta_1 of D, G and S phases")
     p.add_argument("--decay", default="none", help="none, cosine or step:<fraction>")
     p.add_argument("--input-noise", type=float, default=0.3)
+    p.add_argument("--dropout", type=float, default=0.0, help="encoder dropout after each hidden layer")
     p.add_argument("--patience", type=int, default=None)
     args = p.parse_args(argv)
 
@@ -72,7 +73,8 @@ def main(argv=None):
     supervised = args.n_labels > 0
     model = build_semisupervised_aae(args.latent_dim, args.n_classes, tuple(args.hidden),
                                      tuple(args.d_hidden), seed=args.seed,
-                                     input_noise=args.input_noise, supervised=supervised)
+                                     input_noise=args.input_noise, supervised=supervised,
+                                     dropout=args.dropout)
     steps = args.epochs * -(-len(x_fit) // args.batch_size)
     opt = lambda lr, b1=args.beta_1: optimizer(args.opt, lr, steps, args.decay, args.momentum, b1)
     model.compile(ae_optimizer=opt(args.lr, 0.9), d_optimizer=opt(args.d_lr), g_optimizer=opt(args.g_lr),

@@ -134,3 +134,16 @@ def test_supervised_without_labels():
     model = make(MixturePrior(), supervised=True)
     with pytest.raises(ValueError, match=r"needs labels: call fit\(x, y\)"):
         model.fit(toy_digits(32)[0], batch_size=32, epochs=1, verbose=0)
+
+
+def test_dropout_reaches_encoder_and_decoder_in_training_only():
+    keras.utils.set_random_seed(0)
+    model = adversarial_autoencoder(GaussianPrior(8, scale=5.0), [64, 64], [32], dropout=0.4)
+    for net in (model.encoder, model.decoder):
+        rates = [layer.rate for layer in net.layers if isinstance(layer, keras.layers.Dropout)]
+        assert rates == [0.4, 0.4], net.name
+    x = np.random.default_rng(0).random((16, 784)).astype("float32")
+    assert np.array_equal(model.encode(x), model.encode(x))  # inference: no dropout
+    trained = np.asarray(model.encoder(x, training=True))
+    assert not np.allclose(trained, model.encode(x))
+    assert np.std(model.prior.sample(10_000, seed=0)) == pytest.approx(5.0, rel=0.02)

@@ -4,7 +4,7 @@ import pytest
 import keras
 
 from aae.losses import KLSparsity, weight_decay
-from aae.models import VAE, Autoencoder, mlp_decoder, mlp_encoder
+from aae.models import VAE, Autoencoder, dense_stack, mlp_decoder, mlp_encoder
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,40 @@ def test_encoder_decoder_save_and_load(tmp_path):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(dec2(z)), np.asarray(dec(z)), rtol=1e-6)
     assert np.abs(np.asarray(dec(z))).max() > 1e-3  # outputs that differ from zero, so the check bites
+
+
+def _stack(hidden, width=6, **kwargs):
+    x = keras.Input((width,))
+    return keras.Model(x, dense_stack(x, hidden, **kwargs))
+
+
+def test_dense_stack_seed_fixes_each_layer_whatever_was_built_before():
+    keras.utils.set_random_seed(0)
+    a = _stack([5, 4], kernel_initializer="he_normal", seed=7).get_weights()
+    keras.utils.set_random_seed(1)
+    _stack([9])  # draws from the global stream in between
+    b = _stack([5, 4], kernel_initializer="he_normal", seed=7).get_weights()
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not np.allclose(a[0], _stack([5, 4], kernel_initializer="he_normal", seed=8).get_weights()[0])
+    # layer i (from 0) is seeded with seed + i: layer 1 of seed 7 is layer 0 of seed 8 (same shapes)
+    square7 = _stack([4, 4], width=4, kernel_initializer="he_normal", seed=7).get_weights()
+    square8 = _stack([4], width=4, kernel_initializer="he_normal", seed=8).get_weights()
+    assert np.array_equal(square7[2], square8[0])
+    assert np.std(square7[0]) > 0.2  # He normal (std sqrt(2/4)), not the zeros of a failed config
+
+
+def test_dense_stack_dropout_only_in_training():
+    keras.utils.set_random_seed(0)
+    model = _stack([200], dropout=0.5, seed=3)
+    x = np.ones((4, 6), "float32")
+    assert np.array_equal(model(x, training=False), model(x, training=False))
+    dropped = np.asarray(model(x, training=True))
+    kept = np.asarray(model(x, training=False))
+    zero_share = np.mean(dropped[kept > 0] == 0)
+    assert 0.35 < zero_share < 0.65  # about half the active units dropped
+    assert np.allclose(dropped[dropped > 0], 2 * kept[dropped > 0], rtol=1e-5)  # survivors scaled by 1/(1-0.5)
+    with pytest.raises(ValueError, match="dropout must lie strictly between 0 and 1, got 1.5"):
+        _stack([3], dropout=1.5)
 
 
 def test_builders_reject_bad_latent_dim():

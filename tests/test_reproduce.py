@@ -220,6 +220,33 @@ def test_speed_table_reads_the_benchmark_file():
     assert "JAX 9.9 on Test CPU (2 cores)" in table and "Keras 3.x" in table and "autoencoder" not in table
 
 
+def test_paper_table_puts_the_long_runs_mean_and_spread_beside_the_paper(tmp_path):
+    runtime = {"device": "Test CPU (2 cores)", "backend": "jax"}
+
+    def write(path, metrics, parameters):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"metrics": metrics, "parameters": parameters, "runtime": runtime}))
+
+    long = tmp_path / "long-semisupervised" / "metrics"
+    for seed, error, best in ((0, 0.047, 20), (1, 0.051, 24), (2, 0.052, 23)):
+        write(long / f"long_100_labels_seed{seed}.json",
+              {"test_error": error, "best_epoch": best, "epochs_run": 24, "seconds": 1500.0}, {"seed": seed})
+    write(long / "long_1000_labels_seed0.json",
+          {"test_error": 0.0345, "best_epoch": 10, "epochs_run": 10, "seconds": 660.0}, {"seed": 0})
+    parzen = {"parzen": {"mean_nats": 330.04, "stderr_nats": 1.96},
+              "experiments": {"gaussian_8d": {"train_seconds": 2400.0}}}
+    write(tmp_path / "long-aae" / "metrics" / "adversarial_autoencoder.json", parzen,
+          {"epochs_8d": 60, "hidden_8d": [1200, 1200], "dropout_8d": 0.2, "prior_scale_8d": 5.0})
+    table = summary.paper_table(tmp_path)
+    # mean 5.00, sample std (ddof 1) of 4.7, 5.1, 5.2 = 0.26
+    assert ("| semi-supervised error, 100 labels | 1.90 ± 0.10 % | - | 5.00 ± 0.26 % (3 seeds: 0, 1, 2; 24 epochs, "
+            "the weights of epoch 20, 24, 23 chosen on validation; Test CPU (2 cores), JAX, 25 min per run) |") in table
+    assert "| 1.60 ± 0.08 % | - | 3.45 % (seed 0; 10 epochs, the weights of epoch 10 chosen" in table
+    assert ("| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | - | 330.0 ± 2.0 nats (60 epochs, "
+            "[1200, 1200] units, dropout 0.2, prior std 5.0; Test CPU (2 cores), JAX, 40 min) |") in table
+    assert "Notebook 06 has not run into this folder yet." in table
+
+
 def test_backend_choice_reaches_the_kernels_or_says_how_to_install(monkeypatch):
     import importlib.util
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")

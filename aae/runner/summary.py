@@ -4,6 +4,7 @@ the project README's generated blocks)."""
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from ..files import atomic_path
@@ -158,9 +159,9 @@ def datasets_table(results, datasets=tuple(DATASET_NAMES)):
 
 
 # The AAE paper's MNIST tables (Makhzani et al. 2015): what notebooks 04 and 06 measure against.
-PAPER_ROWS = [  # (what, paper, key in notebook 06's semi_supervised / clustering, long-run file stem)
-    ("semi-supervised error, 100 labels", "1.90 ± 0.10 %", ("semi_supervised", "100"), "long_100_labels_seed0"),
-    ("semi-supervised error, 1,000 labels", "1.60 ± 0.08 %", ("semi_supervised", "1000"), "long_1000_labels_seed0"),
+PAPER_ROWS = [  # (what, paper, key in notebook 06's semi_supervised / clustering, long runs' file stem)
+    ("semi-supervised error, 100 labels", "1.90 ± 0.10 %", ("semi_supervised", "100"), "long_100_labels"),
+    ("semi-supervised error, 1,000 labels", "1.60 ± 0.08 %", ("semi_supervised", "1000"), "long_1000_labels"),
     ("semi-supervised error, all labels", "0.85 %", ("semi_supervised", "50000"), None),
     ("clustering error, 16 clusters", "9.55 ± 2.1 %", ("clustering", "16"), None),
     ("clustering error, 30 clusters", "4.10 ± 1.13 %", ("clustering", "30"), None),
@@ -174,13 +175,32 @@ def _where(runtime, seconds):
             f"{seconds / 60:.0f} min")
 
 
-def paper_table(results, long_runs="long-semisupervised"):
+def _long_semi(folder, stem):
+    """The longer runs `<stem>_seed<k>.json` in `folder`: test error mean ± std over seeds, or "-"."""
+    runs = [json.loads(p.read_text()) for p in sorted(Path(folder).glob(f"{stem}_seed*.json"))]
+    if not runs:
+        return "-"
+    errors = [100 * r["metrics"]["test_error"] for r in runs]
+    epochs = sorted({r["metrics"]["epochs_run"] for r in runs})
+    chosen = ", ".join(str(r["metrics"]["best_epoch"]) for r in runs)
+    seconds = statistics.mean(r["metrics"]["seconds"] for r in runs)
+    where = _where(runs[0].get("runtime"), seconds)
+    if len(runs) == 1:
+        spread = f"{errors[0]:.2f} % (seed {runs[0]['parameters']['seed']}"
+    else:
+        seeds = ", ".join(str(r["parameters"]["seed"]) for r in runs)
+        spread = f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f} % ({len(runs)} seeds: {seeds}"
+    return (f"{spread}; {'/'.join(map(str, epochs))} epochs, the weights of epoch {chosen} chosen on "
+            f"validation; {where} per run)")
+
+
+def paper_table(results, long_runs="long-semisupervised", long_aae="long-aae"):
     """Markdown table: the AAE paper's MNIST numbers beside ours, from notebook 06's and 04's metrics
-    in `results` and the longer runs' metrics in `results/<long_runs>/metrics` ("-" where missing)."""
+    in `results`, the longer semi-supervised runs' metrics in `results/<long_runs>/metrics` and
+    notebook 04's long setting in `results/<long_aae>/metrics` ("-" where missing)."""
     results = Path(results)
     read = lambda p: json.loads(p.read_text()) if p.is_file() else {}  # noqa: E731
     semi = read(results / "metrics" / "semi_supervised_aae.json")
-    aae = read(results / "metrics" / "adversarial_autoencoder.json")
     m = semi.get("metrics", {})
     where = _where(semi.get("runtime"), m.get("seconds", 0))
     lines = ["| result (MNIST) | paper | ours, notebook default | ours, longer run |", "|---|---:|---:|---:|"]
@@ -194,17 +214,23 @@ def paper_table(results, long_runs="long-semisupervised"):
             c = m[group][key]
             ours = (f"{100 * c['test_error']:.1f} % ({c['clusters_used']} clusters used; "
                     f"majority vote {100 * c['test_error_majority']:.1f} %)")
-        longer = "-"
-        run = read(results / long_runs / "metrics" / f"{stem}.json") if stem else {}
-        if run:
-            r, p = run["metrics"], run["parameters"]
-            longer = (f"{100 * r['test_error']:.2f} % (seed {p['seed']}, epoch {r['best_epoch']} of "
-                      f"{r['epochs_run']} chosen on validation; {_where(run.get('runtime'), r['seconds'])})")
+        longer = _long_semi(results / long_runs / "metrics", stem) if stem else "-"
         lines.append(f"| {what} | {paper} | {ours} | {longer} |")
-    if aae:
-        parzen = aae["metrics"]["parzen"]
-        lines.append(f"| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | {parzen['mean_nats']:.1f} ± "
-                     f"{parzen['stderr_nats']:.1f} nats ({aae['parameters'].get('epochs_8d')} epochs) | - |")
+    parzen = []
+    for folder in (results, results / long_aae):
+        run = read(folder / "metrics" / "adversarial_autoencoder.json")
+        if not run:
+            parzen.append("-")
+            continue
+        z, p = run["metrics"]["parzen"], run["parameters"]
+        text = f"{z['mean_nats']:.1f} ± {z['stderr_nats']:.1f} nats ({p.get('epochs_8d')} epochs"
+        if folder != results:
+            seconds = run["metrics"]["experiments"]["gaussian_8d"]["train_seconds"]
+            text += (f", {p.get('hidden_8d')} units, dropout {p.get('dropout_8d')}, prior std "
+                     f"{p.get('prior_scale_8d')}; {_where(run.get('runtime'), seconds)}")
+        parzen.append(text + ")")
+    if parzen != ["-", "-"]:
+        lines.append(f"| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | {parzen[0]} | {parzen[1]} |")
     lines.append("")
     lines.append(f"Notebook default measured on {where}." if semi else "Notebook 06 has not run into this folder yet.")
     return "\n".join(lines) + "\n"
