@@ -1,9 +1,10 @@
-"""Validation and test error per epoch of a run of scripts/train_semisupervised.py, from its
-<name>.partial.json, as <results_dir>/<name>_error_curve.png.
+"""Validation and test error per epoch of every run of scripts/train_semisupervised.py in a
+folder (its metrics/long_*.json), one panel per label count, as <results_dir>/error_curves.png.
 
-    python scripts/plot_semisupervised_long.py results/long-semisupervised long_100_labels_seed0
+    python scripts/plot_semisupervised_long.py results/long-semisupervised
 """
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -13,13 +14,30 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from aae.plotting import save_figure  # noqa: E402
 
-results_dir, name = sys.argv[1], sys.argv[2]
-rows = json.loads((Path(results_dir) / "metrics" / f"{name}.partial.json").read_text())["epochs"]
-fig, ax = plt.subplots(figsize=(6, 3.5))
-epochs = [r["epoch"] for r in rows]
-for key, style in (("validation_error", "-"), ("test_error", ":")):
-    ax.plot(epochs, [100 * r[key] for r in rows], style, marker="o", label=key.replace("_", " "))
-ax.set(xlabel="epoch", ylabel="error (%)", title=f"{name}: validation chooses the epoch")
-ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-ax.legend()
-print(save_figure(fig, f"{name}_error_curve", results_dir))
+PAPER = {100: 1.90, 1000: 1.60, 50_000: 0.85}  # the AAE paper's table 2, error in %
+results_dir = Path(sys.argv[1])
+runs = {}
+for path in sorted((results_dir / "metrics").glob("long_*_labels_seed*.json")):
+    match = re.fullmatch(r"long_(\d+)_labels_seed(\d+)", path.stem)  # not the .partial.json of a run under way
+    if not match:
+        continue
+    n_labels, seed = map(int, match.groups())
+    runs.setdefault(n_labels, []).append((seed, json.loads(path.read_text())["metrics"]))
+if not runs:
+    sys.exit(f"no long_<n>_labels_seed<k>.json in {results_dir / 'metrics'}: run scripts/train_semisupervised.py first")
+fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 3.6), squeeze=False)
+for ax, (n_labels, seeded) in zip(axes[0], sorted(runs.items())):
+    for i, (seed, m) in enumerate(seeded):
+        val, test = m["history"]["validation_error"], m["history"]["test_error"]
+        epochs = range(1, len(val) + 1)
+        line, = ax.plot(epochs, [100 * v for v in val], "-", label=f"seed {seed}, validation")
+        ax.plot(epochs, [100 * t for t in test], ":", color=line.get_color(), label=f"seed {seed}, test")
+        ax.plot(m["best_epoch"], 100 * m["test_error"], "o", color=line.get_color())
+    if n_labels in PAPER:
+        ax.axhline(PAPER[n_labels], ls="--", color="0.5", label=f"paper, {PAPER[n_labels]:.2f} %")
+    ax.set(xlabel="epoch", ylabel="error (%)", title=f"{n_labels:,} labels (dot: the epoch validation chose)",
+           ylim=(0, None))
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+print(save_figure(fig, "error_curves", results_dir))

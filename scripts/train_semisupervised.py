@@ -5,7 +5,10 @@ runs the default setting). Every choice uses the validation split (last 10,000 t
 the test error is logged per epoch for the curves only, and the reported test error is that of the
 epoch with the best validation error. Writes <out>/<name>.json (per-epoch logs, final numbers).
 
-    KERAS_BACKEND=jax python scripts/train_semisupervised.py --n-labels 100 --epochs 50 --name x
+    KERAS_BACKEND=jax python scripts/train_semisupervised.py --n-labels 100 --epochs 24 --seed 0 \
+        --name long_100_labels_seed0
+
+The defaults are the settings of the long runs in results/long-semisupervised/ (`make long-results`).
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ def optimizer(kind, lr, steps, decay, momentum, beta_1):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--name", required=True)
-    p.add_argument("--out", default="results/metrics")
+    p.add_argument("--out", default="results/long-semisupervised/metrics")
     p.add_argument("--n-labels", type=int, default=100, help="0: clustering (no labelled phase)")
     p.add_argument("--n-classes", type=int, default=10)
     p.add_argument("--latent-dim", type=int, default=10)
@@ -55,12 +58,12 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opt", choices=["adam", "sgd"], default="adam")
     p.add_argument("--lr", type=float, default=1e-3, help="reconstruction")
-    p.add_argument("--d-lr", type=float, default=1e-4)
-    p.add_argument("--g-lr", type=float, default=1e-4)
+    p.add_argument("--d-lr", type=float, default=3e-4)
+    p.add_argument("--g-lr", type=float, default=3e-4)
     p.add_argument("--s-lr", type=float, default=1e-3)
     p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--beta-1", type=float, default=0.5, help="Adam beta_1 of D, G and S phases")
-    p.add_argument("--decay", default="none", help="none, cosine or step:<fraction>")
+    p.add_argument("--beta-1", type=float, default=0.5, help="Adam beta_1 of the discriminator and generator phases")
+    p.add_argument("--decay", default="cosine", help="none, cosine or step:<fraction>")
     p.add_argument("--input-noise", type=float, default=0.3)
     p.add_argument("--dropout", type=float, default=0.0, help="encoder dropout after each hidden layer")
     p.add_argument("--patience", type=int, default=None)

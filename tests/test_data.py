@@ -1,6 +1,5 @@
 """The loader against the real file and against files this test writes and corrupts."""
 import hashlib
-import os
 
 import numpy as np
 import pytest
