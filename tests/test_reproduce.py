@@ -228,11 +228,16 @@ def test_paper_table_puts_the_long_runs_mean_and_spread_beside_the_paper(tmp_pat
         path.write_text(json.dumps({"metrics": metrics, "parameters": parameters, "runtime": runtime}))
 
     long = tmp_path / "long-semisupervised" / "metrics"
-    for seed, error, best in ((0, 0.047, 20), (1, 0.051, 24), (2, 0.052, 23)):
-        write(long / f"long_100_labels_seed{seed}.json",
-              {"test_error": error, "best_epoch": best, "epochs_run": 24, "seconds": 1500.0}, {"seed": seed})
-    write(long / "long_1000_labels_seed0.json",
-          {"test_error": 0.0345, "best_epoch": 10, "epochs_run": 10, "seconds": 660.0}, {"seed": 0})
+    def run(error, best, epochs, seconds, cat_d, knn):
+        return {"test_error": error, "best_epoch": best, "epochs_run": epochs, "seconds": seconds,
+                "history": {"cat_d_accuracy": [0.9, cat_d], "gauss_d_accuracy": [0.7, 0.61]},
+                "mean_max_q_test": 0.985, "style_leak": {"knn_accuracy": knn}}
+
+    for seed, error, best, cat_d, knn in ((0, 0.047, 20, 0.58, 0.71), (1, 0.051, 24, 0.6, 0.8), (2, 0.052, 23, 0.59, 0.77)):
+        write(long / f"long_100_labels_seed{seed}.json", run(error, best, 24, 1500.0, cat_d, knn),
+              {"seed": seed, "n_labels": 100})
+    write(long / "long_1000_labels_seed0.json", run(0.0345, 10, 10, 660.0, 0.57, 0.5), {"seed": 0, "n_labels": 1000})
+    (long / "long_1000_labels_seed1.partial.json").write_text("{}")  # a run under way: not read
     parzen = {"parzen": {"mean_nats": 330.04, "stderr_nats": 1.96},
               "experiments": {"gaussian_8d": {"train_seconds": 2400.0}}}
     write(tmp_path / "long-aae" / "metrics" / "adversarial_autoencoder.json", parzen,
@@ -245,6 +250,8 @@ def test_paper_table_puts_the_long_runs_mean_and_spread_beside_the_paper(tmp_pat
     assert ("| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | - | 330.0 ± 2.0 nats (60 epochs, "
             "[1200, 1200] units, dropout 0.2, prior std 5.0; Test CPU (2 cores), JAX, 40 min) |") in table
     assert "Notebook 06 has not run into this folder yet." in table
+    assert "| 100 labels, 3 seeds | 0.58-0.60 / 0.61 | 0.98 | 71-80 % |" in table  # min-max over seeds
+    assert "| 1,000 labels, 1 seed | 0.57 / 0.61 | 0.98 | 50 % |" in table
 
 
 def test_backend_choice_reaches_the_kernels_or_says_how_to_install(monkeypatch):

@@ -175,9 +175,15 @@ def _where(runtime, seconds):
             f"{seconds / 60:.0f} min")
 
 
+def _long_runs(folder, stem="long_*_labels"):
+    """The finished longer runs `<stem>_seed<k>.json` in `folder` (not a run's .partial.json)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob(f"{stem}_seed*.json"))
+            if p.stem.rsplit("_seed", 1)[1].isdigit()]
+
+
 def _long_semi(folder, stem):
     """The longer runs `<stem>_seed<k>.json` in `folder`: test error mean ± std over seeds, or "-"."""
-    runs = [json.loads(p.read_text()) for p in sorted(Path(folder).glob(f"{stem}_seed*.json"))]
+    runs = _long_runs(folder, stem)
     if not runs:
         return "-"
     errors = [100 * r["metrics"]["test_error"] for r in runs]
@@ -192,6 +198,31 @@ def _long_semi(folder, stem):
         spread = f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f} % ({len(runs)} seeds: {seeds}"
     return (f"{spread}; {'/'.join(map(str, epochs))} epochs, the weights of epoch {chosen} chosen on "
             f"validation; {where} per run)")
+
+
+def _span(values, fmt="{:.2f}"):
+    lo, hi = min(values), max(values)
+    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+
+def long_failure_modes(folder):
+    """Markdown rows: the failure measures of the longer semi-supervised runs at their last epoch,
+    min-max over seeds per label count (discriminator accuracies, how one-hot q(y|x) is, how much
+    of the digit a 5-NN reads from z)."""
+    groups = {}
+    for run in _long_runs(folder):
+        groups.setdefault(run["parameters"]["n_labels"], []).append(run["metrics"])
+    if not groups:
+        return ""
+    lines = ["| longer runs, last epoch | discriminator accuracy, y / z | mean max q(y\\|x) | digit read from z by 5-NN |",
+             "|---|---:|---:|---:|"]
+    for n, runs in sorted(groups.items()):
+        cat = _span([r["history"]["cat_d_accuracy"][-1] for r in runs])
+        gauss = _span([r["history"]["gauss_d_accuracy"][-1] for r in runs])
+        lines.append(f"| {n:,} labels, {len(runs)} seed{'s' * (len(runs) > 1)} | {cat} / {gauss} | "
+                     f"{_span([r['mean_max_q_test'] for r in runs])} | "
+                     f"{_span([100 * r['style_leak']['knn_accuracy'] for r in runs], '{:.0f}')} % |")
+    return "\n".join(lines) + "\n"
 
 
 def paper_table(results, long_runs="long-semisupervised", long_aae="long-aae"):
@@ -233,4 +264,7 @@ def paper_table(results, long_runs="long-semisupervised", long_aae="long-aae"):
         lines.append(f"| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | {parzen[0]} | {parzen[1]} |")
     lines.append("")
     lines.append(f"Notebook default measured on {where}." if semi else "Notebook 06 has not run into this folder yet.")
+    failure = long_failure_modes(results / long_runs / "metrics")
+    if failure:
+        lines += ["", failure.rstrip("\n")]
     return "\n".join(lines) + "\n"
