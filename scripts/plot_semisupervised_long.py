@@ -3,8 +3,6 @@ folder (its metrics/long_*.json), one panel per label count, as <results_dir>/er
 
     python scripts/plot_semisupervised_long.py results/long-semisupervised
 """
-import json
-import re
 import sys
 from pathlib import Path
 
@@ -13,16 +11,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import matplotlib.pyplot as plt  # noqa: E402
 
 from aae.plotting import save_figure  # noqa: E402
+from aae.runner.summary import finished_long_runs  # noqa: E402
 
 PAPER = {100: 1.90, 1000: 1.60, 50_000: 0.85}  # the AAE paper's table 2, error in %
 results_dir = Path(sys.argv[1])
 runs = {}
-for path in sorted((results_dir / "metrics").glob("long_*_labels_seed*.json")):
-    match = re.fullmatch(r"long_(\d+)_labels_seed(\d+)", path.stem)  # not the .partial.json of a run under way
-    if not match:
-        continue
-    n_labels, seed = map(int, match.groups())
-    runs.setdefault(n_labels, []).append((seed, json.loads(path.read_text())["metrics"]))
+for run in finished_long_runs(results_dir / "metrics"):
+    runs.setdefault(run["parameters"]["n_labels"], []).append((run["parameters"]["seed"], run["metrics"]))
 if not runs:
     sys.exit(f"no long_<n>_labels_seed<k>.json in {results_dir / 'metrics'}: run scripts/train_semisupervised.py first")
 fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 3.6), squeeze=False)

@@ -175,15 +175,16 @@ def _where(runtime, seconds):
             f"{seconds / 60:.0f} min")
 
 
-def _long_runs(folder, stem="long_*_labels"):
-    """The finished longer runs `<stem>_seed<k>.json` in `folder` (not a run's .partial.json)."""
+def finished_long_runs(folder, stem="long_*_labels"):
+    """The finished longer runs `<stem>_seed<k>.json` in `folder` (not a run's .partial.json),
+    each as its metrics file's JSON ({"metrics", "parameters", "runtime"})."""
     return [json.loads(p.read_text()) for p in sorted(Path(folder).glob(f"{stem}_seed*.json"))
             if p.stem.rsplit("_seed", 1)[1].isdigit()]
 
 
 def _long_semi(folder, stem):
     """The longer runs `<stem>_seed<k>.json` in `folder`: test error mean ± std over seeds, or "-"."""
-    runs = _long_runs(folder, stem)
+    runs = finished_long_runs(folder, stem)
     if not runs:
         return "-"
     errors = [100 * r["metrics"]["test_error"] for r in runs]
@@ -210,7 +211,7 @@ def long_failure_modes(folder):
     min-max over seeds per label count (discriminator accuracies, how one-hot q(y|x) is, how much
     of the digit a 5-NN reads from z)."""
     groups = {}
-    for run in _long_runs(folder):
+    for run in finished_long_runs(folder):
         groups.setdefault(run["parameters"]["n_labels"], []).append(run["metrics"])
     if not groups:
         return ""
