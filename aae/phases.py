@@ -17,9 +17,23 @@ from keras import ops
 
 from .models import _Tracked
 
-__all__ = ["PhaseOptimizers", "PhasedModel"]
+__all__ = ["adam", "PhaseOptimizers", "PhasedModel"]
 
 _BACKEND = keras.backend.backend()
+
+
+def adam(learning_rate, decay_steps=None, beta_1=0.9):
+    """Adam for one phase: its rate cosine-decayed to 0 over `decay_steps` (None: constant).
+
+    The phased models' notebooks and scripts build every phase's optimizer with it, so a run
+    of a script and of its notebook at the same settings get the same optimizers.
+    """
+    if decay_steps is not None:
+        if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
+            raise ValueError(f"decay_steps is the number of training steps (an integer >= 1) or "
+                             f"None for a constant rate, got {decay_steps!r}.")
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    return keras.optimizers.Adam(learning_rate, beta_1=beta_1)
 
 
 class PhaseOptimizers(keras.optimizers.Optimizer):

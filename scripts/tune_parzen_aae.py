@@ -21,6 +21,7 @@ import keras  # noqa: E402
 from aae.adversarial import adversarial_autoencoder  # noqa: E402
 from aae.data import load_mnist  # noqa: E402
 from aae.metrics import select_parzen_sigma, write_metrics  # noqa: E402
+from aae.phases import adam  # noqa: E402
 from aae.priors import GaussianPrior  # noqa: E402
 from aae.runtime import compile_options  # noqa: E402
 
@@ -50,10 +51,8 @@ def main(argv=None):
     model = adversarial_autoencoder(GaussianPrior(8, args.prior_scale), args.hidden, args.d_hidden,
                                     seed=args.seed, dropout=args.dropout)
     steps = args.epochs * -(-len(x_fit) // args.batch_size)
-    rate = lambda lr: keras.optimizers.schedules.CosineDecay(lr, steps)  # noqa: E731
-    model.compile(ae_optimizer=keras.optimizers.Adam(rate(args.lr)),
-                  d_optimizer=keras.optimizers.Adam(rate(args.d_lr)),
-                  g_optimizer=keras.optimizers.Adam(rate(args.g_lr)), **compile_options(1, True))
+    model.compile(ae_optimizer=adam(args.lr, steps), d_optimizer=adam(args.d_lr, steps),
+                  g_optimizer=adam(args.g_lr, steps), **compile_options(1, True))
     start = time.perf_counter()
     history = model.fit(x_fit, batch_size=args.batch_size, epochs=args.epochs, verbose=2)
     seconds = time.perf_counter() - start

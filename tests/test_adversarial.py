@@ -147,3 +147,20 @@ def test_dropout_reaches_encoder_and_decoder_in_training_only():
     trained = np.asarray(model.encoder(x, training=True))
     assert not np.allclose(trained, model.encode(x))
     assert np.std(model.prior.sample(10_000, seed=0)) == pytest.approx(5.0, rel=0.02)
+
+
+def test_adam_helper_decays_by_the_cosine_closed_form():
+    from aae.phases import adam
+
+    opt = adam(2e-3, decay_steps=100, beta_1=0.5)
+    assert float(opt.beta_1) == 0.5
+    for step in (0, 25, 50, 100, 150):  # lr(t) = lr0 (1 + cos(pi min(t, T) / T)) / 2
+        expected = 2e-3 * 0.5 * (1 + np.cos(np.pi * min(step, 100) / 100))
+        opt.iterations.assign(step)  # the rate the optimizer uses at that step
+        assert float(keras.ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(expected, abs=1e-9)
+    constant = adam(1e-3)
+    assert float(keras.ops.convert_to_numpy(constant.learning_rate)) == pytest.approx(1e-3)
+    assert float(constant.beta_1) == 0.9
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="decay_steps"):
+            adam(1e-3, bad)
