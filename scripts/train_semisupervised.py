@@ -5,7 +5,7 @@ runs the default setting). Every choice uses the validation split (last 10,000 t
 the test error is logged per epoch for the curves only, and the reported test error is that of the
 epoch with the best validation error. Writes <out>/<name>.json (per-epoch logs, final numbers).
 
-    KERAS_BACKEND=jax python scripts/train_semisupervised.py --n-labels 100 --epochs 24 --seed 0 \
+    KERAS_BACKEND=jax python scripts/train_semisupervised.py --n-labels 100 --epochs 40 --seed 0 \
         --name long_100_labels_seed0
 
 The defaults are the settings of the long runs in results/long-semisupervised/ (`make long-results`).
