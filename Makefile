@@ -41,7 +41,7 @@ test: $(VENV)/.installed-$(KERAS_BACKEND)
 # notebook 04's "long" Parzen setting. The README's paper table is rebuilt from their metrics.
 long-results: $(VENV)/.installed-$(KERAS_BACKEND)
 	for s in 0 1 2; do $(PY) scripts/train_semisupervised.py --name long_100_labels_seed$$s --n-labels 100 --seed $$s --epochs 40 || exit 1; done
-	for s in 0 1 2; do $(PY) scripts/train_semisupervised.py --name long_1000_labels_seed$$s --n-labels 1000 --seed $$s --epochs 10 || exit 1; done
+	for s in 0 1 2; do $(PY) scripts/train_semisupervised.py --name long_1000_labels_seed$$s --n-labels 1000 --seed $$s --epochs 20 || exit 1; done
 	$(PY) scripts/plot_semisupervised_long.py results/long-semisupervised
 	$(PY) -m aae reproduce --only adversarial_autoencoder -p setting=long --output-dir results/long-aae
 	$(PY) -m aae summary results --readme-block results
