@@ -17,9 +17,19 @@ from keras import ops
 
 from .models import _Tracked
 
-__all__ = ["adam", "PhaseOptimizers", "PhasedModel"]
+__all__ = ["adam", "cosine_rate", "PhaseOptimizers", "PhasedModel"]
 
 _BACKEND = keras.backend.backend()
+
+
+def cosine_rate(learning_rate, decay_steps=None):
+    """`learning_rate` cosine-decayed to 0 over `decay_steps` training steps (None: constant)."""
+    if decay_steps is None:
+        return learning_rate
+    if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
+        raise ValueError(f"decay_steps is the number of training steps (an integer >= 1) or "
+                         f"None for a constant rate, got {decay_steps!r}.")
+    return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
 
 
 def adam(learning_rate, decay_steps=None, beta_1=0.9):
@@ -28,12 +38,7 @@ def adam(learning_rate, decay_steps=None, beta_1=0.9):
     The phased models' notebooks and scripts build every phase's optimizer with it, so a run
     of a script and of its notebook at the same settings get the same optimizers.
     """
-    if decay_steps is not None:
-        if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
-            raise ValueError(f"decay_steps is the number of training steps (an integer >= 1) or "
-                             f"None for a constant rate, got {decay_steps!r}.")
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-    return keras.optimizers.Adam(learning_rate, beta_1=beta_1)
+    return keras.optimizers.Adam(cosine_rate(learning_rate, decay_steps), beta_1=beta_1)
 
 
 class PhaseOptimizers(keras.optimizers.Optimizer):

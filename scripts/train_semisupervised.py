@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from aae.data import load_mnist  # noqa: E402
 from aae.metrics import write_metrics  # noqa: E402
-from aae.phases import adam  # noqa: E402
+from aae.phases import cosine_rate  # noqa: E402
 from aae.runtime import compile_options, runtime_info  # noqa: E402
 from aae.semisupervised import (ErrorHistory, balanced_labelled_subset, build_semisupervised_aae,  # noqa: E402
                                 classification_error, cluster_error, semi_supervised_inputs,
@@ -34,13 +34,11 @@ from aae.semisupervised import (ErrorHistory, balanced_labelled_subset, build_se
 
 
 def optimizer(kind, lr, steps, decay, momentum, beta_1):
-    if kind == "adam" and decay in ("cosine", "none"):  # what notebook 06 builds
-        return adam(lr, steps if decay == "cosine" else None, beta_1)
     if decay.startswith("step"):  # step:<fraction>: lr / 10 after that fraction of the steps
         at = int(float(decay.split(":")[1]) * steps)
         lr = keras.optimizers.schedules.PiecewiseConstantDecay([at], [lr, lr / 10])
-    elif decay == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, steps)
+    else:  # the schedule notebook 06 uses (aae.phases.adam): cosine to 0, or constant
+        lr = cosine_rate(lr, steps if decay == "cosine" else None)
     if kind == "sgd":
         return keras.optimizers.SGD(lr, momentum=momentum)
     return keras.optimizers.Adam(lr, beta_1=beta_1)
