@@ -1,6 +1,7 @@
-# `make results` regenerates every figure and number; `make test` runs the test suite.
-# Both create (or reuse) the virtual environment .venv with the Keras backend chosen by
-# KERAS_BACKEND (tensorflow by default; jax or torch install their own requirements file too):
+# `make results` regenerates the notebooks' figures and numbers; `make test` runs the test suite;
+# `make lab` opens Jupyter on the notebooks. All create (or reuse) the virtual environment .venv
+# with the Keras backend chosen by KERAS_BACKEND (tensorflow by default; jax or torch install their
+# own requirements file too), at the exact versions of constraints.txt:
 #     KERAS_BACKEND=jax make results
 PYTHON ?= python3
 VENV   := .venv
@@ -18,13 +19,12 @@ endif
 export KERAS_BACKEND
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: results quick test benchmark long-results clean-venv
+.PHONY: results quick test lab benchmark long-results clean-venv
 
-$(VENV)/.installed-$(KERAS_BACKEND): $(REQUIREMENTS) requirements-base.txt pyproject.toml
+$(VENV)/.installed-$(KERAS_BACKEND): $(REQUIREMENTS) requirements-base.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r $(REQUIREMENTS)
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -r $(REQUIREMENTS) -c constraints.txt
 	touch $@
 
 results: $(VENV)/.installed-$(KERAS_BACKEND)
@@ -35,6 +35,10 @@ quick: $(VENV)/.installed-$(KERAS_BACKEND)
 
 test: $(VENV)/.installed-$(KERAS_BACKEND)
 	$(PY) -m pytest $(ARGS)
+
+# Jupyter on the notebooks, with the kernel of .venv (where `import aae` works).
+lab: $(VENV)/.installed-$(KERAS_BACKEND)
+	$(VENV)/bin/jupyter lab notebooks/ $(ARGS)
 
 # The AAE paper's settings, trained far longer than `make results` can (hours on a CPU; JAX was the
 # fastest backend here): the semi-supervised AAE with 100 and 1,000 labels over three seeds, and

@@ -12,8 +12,8 @@ import ast
 import math
 import numbers
 
-__all__ = ["ParameterError", "Rule", "RULES", "PRECISIONS", "BACKENDS", "DATASETS", "check_parameters",
-           "problems"]
+__all__ = ["ParameterError", "Rule", "RULES", "PRECISIONS", "BACKENDS", "DATASETS", "QUICK",
+           "check_parameters", "problems"]
 
 # Choices that Keras-importing modules share with the runner, which must not import Keras:
 # aae.runtime.set_precision's precisions, and each Keras backend with the requirements file that
@@ -22,6 +22,26 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BACKENDS = {"tensorflow": "requirements.txt", "jax": "requirements-jax.txt",
             "torch": "requirements-torch.txt"}
 DATASETS = ("mnist", "fashion_mnist")  # aae.data.load_dataset's names; the first is the default
+
+# The quick setting: small values that run a notebook top to bottom in about a minute on a CPU.
+# `quick = True` in a notebook's parameters cell applies the ones it has (check_parameters), and
+# `python -m aae reproduce --quick` injects the same ones into every notebook.
+QUICK = {
+    "epochs": 2,
+    "train_size": 2000,
+    "test_size": 1000,
+    "iwae_samples": 20,
+    "tsne_points": 500,
+    "sparse_epochs": 1,
+    "epochs_2d": 1,
+    "epochs_8d": 2,
+    "parzen_samples": 1000,
+    "parzen_val_size": 500,
+    "grid_n": 40,
+    "classifier_epochs": 1,
+    "seeds": [0],
+    "n_labels_list": [100],
+}
 
 
 class ParameterError(ValueError):
@@ -125,6 +145,7 @@ SIZE = optional(integer(1, why="a number of images"))
 # notebook has a rule here and that each notebook's own values pass it.
 RULES = {
     "seed": integer(0, 2**32 - 1, why="NumPy's seed range"),
+    "quick": one_of(True, False),
     "results_dir": text("a folder"),
     "data_dir": optional(text("the folder holding the dataset's files")),
     "dataset": one_of(*DATASETS),
@@ -287,6 +308,8 @@ def check_parameters(namespace):
 
     Raises ParameterError naming every parameter whose value its rule in RULES rejects. The
     returned dict is what the notebook records in its metrics file: one place, no second list.
+    With `quick = True` among them, the values of QUICK that the notebook has replace its own,
+    in `namespace` too, so the cells below run the quick setting.
     """
     names = _parameter_names(namespace.get("In"))
     params = {k: v for k, v in namespace.items()
@@ -298,4 +321,9 @@ def check_parameters(namespace):
             "this notebook cannot use these parameter values; change them in the parameters cell "
             "(or in the -p values given to the reproduce command) and run the notebook again:\n  "
             + "\n  ".join(found))
+    if params.get("quick") is True:
+        quick = {k: v for k, v in QUICK.items() if k in params}
+        namespace.update(quick)
+        params.update(quick)
+        print("quick setting: " + ", ".join(f"{k} = {v!r}" for k, v in quick.items()))
     return params

@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import os
 import platform
+import time
 from pathlib import Path
 
 import keras
@@ -17,7 +18,7 @@ import keras
 from .params import BACKENDS, PRECISIONS
 
 __all__ = ["BACKENDS", "PRECISIONS", "backend", "accelerator", "cpu_model", "cpu_has_bf16",
-           "runtime_info", "set_precision", "compile_options", "ProgressBar"]
+           "runtime_info", "set_precision", "compile_options", "ProgressBar", "EpochLog"]
 
 
 def backend():
@@ -138,3 +139,27 @@ class ProgressBar(keras.callbacks.ProgbarLogger):
 
     def on_predict_batch_end(self, batch, logs=None):
         super().on_predict_batch_end(self._capped(batch), logs)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One line per epoch: its number, seconds and the logged losses (`fit(..., verbose=0,
+    callbacks=[EpochLog()])`), so a stored notebook holds a short, readable training log.
+
+    `every` prints only every n-th epoch (and the last); `prefix` starts each line (a model's
+    name, when a cell trains several).
+    """
+
+    def __init__(self, every=1, prefix="", digits=4):
+        super().__init__()
+        self.every, self.prefix, self.digits = every, prefix, digits
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        epochs = self.params.get("epochs") if self.params else None
+        if (epoch + 1) % self.every and epoch + 1 != epochs:
+            return
+        values = " - ".join(f"{k}: {float(v):.{self.digits}g}" for k, v in (logs or {}).items())
+        head = f"{self.prefix}epoch {epoch + 1}" + (f"/{epochs}" if epochs else "")
+        print(f"{head} - {time.perf_counter() - self._start:.1f}s - {values}", flush=True)

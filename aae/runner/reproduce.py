@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from ..files import make_readable
-from ..params import BACKENDS, DATASETS, problems
+from ..params import BACKENDS, DATASETS, QUICK, problems
 from ..paths import NOTEBOOKS, PROJECT_ROOT, QUICK_RESULTS, RESULTS
 from .runlog import Clock, LiveLog, clean_metadata, drop_tf_log, first_line, hms
 from .stopping import Backup, Halt, ReproduceError, Stopped, StopOnSignals, quiet_papermill
@@ -33,23 +33,6 @@ from .summary import (TIMINGS, datasets_table, fmt, headline, metrics_state, pap
                       record_timing, summary_rows, update_readme_block, write_summary)
 
 
-# Small settings for --quick, injected into every notebook that has the parameter.
-QUICK = {
-    "epochs": 2,
-    "train_size": 2000,
-    "test_size": 1000,
-    "iwae_samples": 20,
-    "tsne_points": 500,
-    "sparse_epochs": 1,
-    "epochs_2d": 1,
-    "epochs_8d": 2,
-    "parzen_samples": 1000,
-    "parzen_val_size": 500,
-    "grid_n": 40,
-    "classifier_epochs": 1,
-    "seeds": [0],
-    "n_labels_list": [100],
-}
 
 
 def short_name(path: Path) -> str:

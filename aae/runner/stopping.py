@@ -18,6 +18,8 @@ from ..files import atomic_path
 # After an interrupt, a kernel that has not stopped (busy in C code, or between cells, where
 # ipykernel ignores SIGINT) is killed: a stop never waits for a long cell to end.
 GRACE_SECONDS = 4.0
+# The matplotlib backend every kernel starts with, so that each figure cell stores its image.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 class ReproduceError(RuntimeError):
@@ -114,7 +116,11 @@ class StopOnSignals:
                 # ipykernel's notices and TensorFlow's C++ start-up log, which TensorFlow 2.21
                 # writes whatever TF_CPP_MIN_LOG_LEVEL says: kept out of the terminal, shown
                 # only if the kernel dies.
-                await super().start_kernel(**{"stdout": output, "stderr": subprocess.STDOUT, **kwargs})
+                # Figures: the inline backend whatever the caller's MPLBACKEND says (Agg, say,
+                # stores no image in the notebook).
+                env = {**kwargs.pop("env", os.environ), "MPLBACKEND": INLINE_BACKEND}
+                await super().start_kernel(**{"stdout": output, "stderr": subprocess.STDOUT, "env": env,
+                                              **kwargs})
 
             async def shutdown_kernel(self, now=False, restart=False):
                 # Stopping: kill at once; a graceful shutdown waits for a busy kernel to answer.
