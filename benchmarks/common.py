@@ -182,8 +182,8 @@ def speed_table(data):
     return "\n".join(rows) + "\n"
 
 
-def update_readme_speed(json_path, readme=ROOT / "README.md"):
-    """Rewrite the README's generated speed block from `json_path`."""
+def update_readme_speed(json_path, readme=None):
+    """Rewrite the generated speed block (docs/speed.md) from `json_path`."""
     from aae.runner.summary import update_readme_block
 
     return update_readme_block(speed_table(json.loads(Path(json_path).read_text())), readme, name="speed")
@@ -191,10 +191,11 @@ def update_readme_speed(json_path, readme=ROOT / "README.md"):
 
 def main(argv=None):
     """`python benchmarks/common.py JSON --readme-block NAME`: print a benchmarks file's tables
-    and write them into README.md's <!-- NAME:start --> ... <!-- NAME:end --> block."""
+    and write them into the <!-- NAME:start --> ... <!-- NAME:end --> block of the page that holds
+    it (aae.runner.summary.BLOCKS: docs/speed.md, docs/gpu.md)."""
     import argparse
 
-    from aae.runner.summary import update_readme_block
+    from aae.runner.summary import block_page, update_readme_block
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("json", type=Path, help="a benchmarks.json written by the benchmark scripts")
@@ -203,7 +204,7 @@ def main(argv=None):
     table = speed_table(json.loads(args.json.read_text()))
     print(table)
     if args.readme_block and not update_readme_block(table, name=args.readme_block):
-        raise SystemExit(f"README.md has no <!-- {args.readme_block}:start/end --> block")
+        raise SystemExit(f"{block_page(args.readme_block)} has no <!-- {args.readme_block}:start/end --> block")
 
 
 if __name__ == "__main__":

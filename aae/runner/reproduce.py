@@ -29,8 +29,9 @@ from ..params import BACKENDS, DATASETS, QUICK, problems
 from ..paths import NOTEBOOKS, PROJECT_ROOT, QUICK_RESULTS, RESULTS
 from .runlog import Clock, LiveLog, clean_metadata, drop_tf_log, first_line, hms
 from .stopping import Backup, Halt, ReproduceError, Stopped, StopOnSignals, quiet_papermill
-from .summary import (TIMINGS, datasets_table, fmt, headline, metrics_state, paper_table, read_timings,
-                      record_timing, summary_rows, update_readme_block, write_summary)
+from .summary import (TIMINGS, block_page, datasets_table, fmt, headline, metrics_state, notebooks_table,
+                      paper_table, read_timings, record_timing, summary_rows, update_readme_block,
+                      write_summary)
 
 
 
@@ -230,11 +231,12 @@ def run(only=None, quick=False, overrides=None, notebooks_dir=NOTEBOOKS, output_
                                 + rows, quick)
         log(summary)
         if write_back:
-            update_readme_block(summary.split("\n", 4)[4], PROJECT_ROOT / "README.md")
+            update_readme_block(summary.split("\n", 4)[4])
+            update_readme_block(notebooks_table(RESULTS), name="notebooks")
         if not quick and results_dir in [RESULTS.resolve()] + [(RESULTS / d).resolve() for d in DATASETS[1:]]:
-            update_readme_block(datasets_table(RESULTS), PROJECT_ROOT / "README.md", name="datasets")
+            update_readme_block(datasets_table(RESULTS), name="datasets")
         if write_back:
-            update_readme_block(paper_table(RESULTS), PROJECT_ROOT / "README.md", name="aae-paper")
+            update_readme_block(paper_table(RESULTS), name="aae-paper")
     else:
         for name, seconds, numbers in rows:
             log(f"{name}: {seconds:.0f} s; " + "; ".join(f"{k} = {fmt(v)}" for k, v in numbers.items()))
@@ -359,7 +361,8 @@ def main(argv=None):
                                            "metrics and timings (and a README block)")
     summ.add_argument("results_dir", type=Path, help="a folder written by `reproduce`")
     summ.add_argument("--readme-block", metavar="NAME",
-                      help="also replace README.md's <!-- NAME:start --> ... <!-- NAME:end --> block")
+                      help="also replace the <!-- NAME:start --> ... <!-- NAME:end --> block of README.md "
+                           "or of the docs/ page that holds it")
     args = parser.parse_args(argv)
     if args.command == "summary":
         rows = summary_rows(args.results_dir)
@@ -370,12 +373,14 @@ def main(argv=None):
             return 1
         table = write_summary(args.results_dir, rows, quick=False).split("\n", 4)[4]
         if args.readme_block and not update_readme_block(table, name=args.readme_block):
-            print(f"error: README.md has no <!-- {args.readme_block}:start/end --> block", file=sys.stderr)
+            print(f"error: {block_page(args.readme_block).relative_to(PROJECT_ROOT)} has no "
+                  f"<!-- {args.readme_block}:start/end --> block", file=sys.stderr)
             return 1
         if args.readme_block and args.results_dir.resolve() == RESULTS.resolve():
             # the project's own results: the blocks built from them are refreshed as after a full run
             update_readme_block(datasets_table(RESULTS), name="datasets")
             update_readme_block(paper_table(RESULTS), name="aae-paper")
+            update_readme_block(notebooks_table(RESULTS), name="notebooks")
         print(table)
         return 0
     try:

@@ -122,11 +122,55 @@ def measured_on(runtimes):
     return ("Measured on " + "; ".join(seen) + ".") if seen else "Where measured: not recorded."
 
 
+# Which page of the project holds each generated block (the README or a page under docs/), and the
+# command that writes it; a block not listed here lives in README.md.
+BLOCKS = {
+    "notebooks": ("README.md", "python -m aae reproduce (make results)"),
+    "results": ("README.md", "python -m aae reproduce (make results)"),
+    "aae-paper": ("README.md", "python -m aae reproduce, python -m aae summary results --readme-block results"),
+    "datasets": ("docs/fashion-mnist.md", "python -m aae reproduce, with or without --dataset fashion_mnist"),
+    "gpu": ("docs/gpu.md", "python -m aae summary results/gpu-jax --readme-block gpu"),
+    "speed": ("docs/speed.md", "make benchmark"),
+    "gpu-speed": ("docs/gpu.md", "python benchmarks/common.py results/gpu-jax/benchmarks.json --readme-block gpu-speed"),
+}
+
+
+def block_page(name):
+    """The file that holds generated block `name` (aae.runner.summary.BLOCKS)."""
+    return PROJECT_ROOT / BLOCKS.get(name, ("README.md",))[0]
+
+
+# Run first: a notebook that reads what others saved (05 loads the models of 01 and 04).
+NEEDS = {"latent_occupancy": ("variational_autoencoder", "adversarial_autoencoder")}
+
+
+def notebooks_table(results_dir, notebooks_dir=NOTEBOOKS):
+    """Markdown table of every notebook: a link, its title (its first heading), its wall time in
+    the last full run into `results_dir` (timings.json) and the notebooks it needs run first."""
+    import nbformat
+
+    from .reproduce import discover
+
+    timings = read_timings(results_dir)
+    found = discover(notebooks_dir)
+    number = {name: path.stem.split("_", 1)[0] for name, path in found.items()}
+    lines = ["| notebook | what it asks | CPU minutes, default settings | run first |", "|---|---|---:|---|"]
+    for name, path in found.items():
+        cells = nbformat.read(path, as_version=4).cells
+        title = next((line.lstrip("#").strip() for c in cells if c.cell_type == "markdown"
+                      for line in c.source.splitlines() if line.startswith("# ")), name)
+        minutes = f"{timings[name] / 60:.1f}" if name in timings else "-"
+        first = ", ".join(number[n] for n in NEEDS.get(name, ()) if n in number) or "-"
+        link = f"notebooks/{path.name}"
+        lines.append(f"| [{path.stem}]({link}) | {title} | {minutes} | {first} |")
+    return "\n".join(lines) + "\n"
+
+
 def update_readme_block(table, readme=None, name="results"):
     """Replace the generated block between `<!-- name:start -->` and `<!-- name:end -->` in
-    README.md (default: the project's), if it has them; returns whether it did."""
+    `readme` (default: the project page BLOCKS names for it), if it has them; returns whether it did."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    readme = Path(readme) if readme is not None else PROJECT_ROOT / "README.md"
+    readme = Path(readme) if readme is not None else block_page(name)
     if not readme.exists():
         return False
     text = readme.read_text()
@@ -244,7 +288,8 @@ def paper_table(results, long_runs="long-semisupervised", long_aae="long-aae"):
                     f"({len(s['test_error_percent_per_seed'])} seeds, {m.get('epochs')} epochs)")
         elif group == "clustering" and key in m.get(group, {}):
             c = m[group][key]
-            ours = (f"{100 * c['test_error']:.1f} % ({c['clusters_used']} clusters used; "
+            ours = (f"{100 * c['test_error']:.1f} % ({c['clusters_used']} cluster"
+                    f"{'' if c['clusters_used'] == 1 else 's'} used; "
                     f"majority vote {100 * c['test_error_majority']:.1f} %)")
         longer = _long_semi(results / long_runs / "metrics", stem) if stem else "-"
         lines.append(f"| {what} | {paper} | {ours} | {longer} |")
