@@ -15,6 +15,7 @@ from keras import layers, ops
 from .layers import Sampling
 from .checks import fraction, positive_int
 from .losses import bce_mean_from_logits, bce_sum_from_logits, gaussian_kl
+from .phases import _Tracked
 
 __all__ = ["mlp_encoder", "mlp_decoder", "dense_stack", "encoder_heads", "VAE", "Autoencoder", "batched",
            "decode_batched", "encode_batched"]
@@ -111,28 +112,6 @@ def decode_batched(decoder, z, batch_size=4096):
     return batched(lambda b: ops.sigmoid(decoder(b, training=False)), z, batch_size).astype("float32")
 
 
-class _Tracked(keras.Model):
-    """Named `keras.metrics.Mean` trackers, one per name in `tracked`, shown in the progress bar.
-
-    Each is updated with the batch size as its weight, as Keras weights its own "loss" tracker,
-    so a term's epoch mean and the loss's agree over a short last batch too.
-    """
-
-    tracked = ()
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        # Attributes, not an overridden `metrics` property: Keras then lists them after its own
-        # loss tracker, and resets all of them every epoch.
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.tracked}
-
-    def _update(self, terms, batch_size):
-        for name, value in terms.items():
-            if name in self.trackers:
-                self.trackers[name].update_state(value, sample_weight=batch_size)
-        return {name: t.result() for name, t in self.trackers.items()}
-
-
 class _LossModel(_Tracked):
     """A model whose loss is one number: Keras's own `train_step` takes the gradients on every
     backend; `compute_loss` adds up `loss_terms` and records each term in its tracker."""
@@ -145,6 +124,22 @@ class _LossModel(_Tracked):
         terms = self.loss_terms(x, y_pred)
         self._update(terms, ops.shape(x)[0])
         return terms["loss"]
+
+    def mean_loss_terms(self, x, batch_size=1000):
+        """`loss_terms` averaged over images x (n, 784) in inference mode, as floats: the numbers
+        `evaluate` reports, computed in eager batches. A cell that evaluates several models this
+        way traces no compiled function per model (TensorFlow warns about "retracing" there)."""
+        x = np.asarray(x, "float32")
+        sums, n = {}, 0
+        for i in range(0, len(x), batch_size):
+            xb = ops.convert_to_tensor(x[i:i + batch_size])
+            terms = self.loss_terms(xb, self(xb, training=False))
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(ops.convert_to_numpy(value)) * len(xb)
+            n += len(xb)
+        if not n:
+            raise ValueError("mean_loss_terms() got no inputs (an empty array)")
+        return {name: total / n for name, total in sums.items()}
 
 
 class VAE(_LossModel):

@@ -41,6 +41,7 @@ QUICK = {
     "classifier_epochs": 1,
     "seeds": [0],
     "n_labels_list": [100],
+    "cluster_counts": [16],
 }
 
 
@@ -129,7 +130,7 @@ def _variant(v):
     if penalty == "l1":
         return POSITIVE(v["lam"])
     if penalty == "kl":
-        return FRACTION(v["p"]) and POSITIVE(v["beta"]) and v["reduction"] in ("sum", "mean")
+        return ("p" not in v or FRACTION(v["p"])) and POSITIVE(v["beta"]) and v["reduction"] in ("sum", "mean")
     return False
 
 
@@ -150,6 +151,7 @@ RULES = {
     "data_dir": optional(text("the folder holding the dataset's files")),
     "dataset": one_of(*DATASETS),
     "latent_dim": POSITIVE_INT,
+    "latent_dim_8d": POSITIVE_INT,
     "epochs": POSITIVE_INT,
     "epochs_2d": POSITIVE_INT,
     "epochs_8d": POSITIVE_INT,
@@ -176,9 +178,11 @@ RULES = {
     "near_zero": FRACTION,
     "variants": list_of(Rule(
         "a dict with name (text), latent_dim (a positive integer), activation (a Keras activation name), "
-        "penalty (None; 'l1' with lam > 0; or 'kl' with 0 < p < 1, beta > 0 and reduction 'sum' or "
-        "'mean') and optionally weight_decay >= 0", _variant)),
+        "penalty (None; 'l1' with lam > 0; or 'kl' with beta > 0, reduction 'sum' or 'mean' and "
+        "optionally 0 < p < 1, else target_p) and optionally weight_decay >= 0", _variant)),
     "hidden": list_of(POSITIVE_INT, empty=True),  # [] : no hidden layer
+    "dense_vae_hidden": list_of(POSITIVE_INT, empty=True),
+    "dense_ae_hidden": list_of(POSITIVE_INT, empty=True),
     "d_hidden": list_of(POSITIVE_INT),
     "hidden_8d": list_of(POSITIVE_INT),
     "dropout_8d": number(at_least=0, below=1),

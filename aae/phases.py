@@ -9,15 +9,19 @@ PyTorch, and on JAX `jax.value_and_grad` over the phase's variables inside a
 `keras.StatelessScope` followed by the optimizer's `stateless_apply` (keras-team/keras#18881).
 Either way the whole batch is one compiled step (`tf.function`/XLA, `jax.jit`; eager on PyTorch
 unless `jit_compile=True`).
+
+On JAX, `steps_per_execution = k > 1` runs k steps in one jitted `jax.lax.scan` (`ScannedSteps`,
+the base of every model here, the VAE and autoencoders of `aae.models` included); Keras 3.15 runs
+them as k dispatches of one step. To be deleted once a Keras release has keras-team/keras#23527.
 """
 from __future__ import annotations
+
+import itertools
 
 import keras
 from keras import ops
 
-from .models import _Tracked
-
-__all__ = ["adam", "cosine_rate", "PhaseOptimizers", "PhasedModel"]
+__all__ = ["adam", "cosine_rate", "PhaseOptimizers", "PhasedModel", "ScannedSteps"]
 
 _BACKEND = keras.backend.backend()
 
@@ -52,7 +56,10 @@ class PhaseOptimizers(keras.optimizers.Optimizer):
     def __init__(self, optimizers, variables, name="phase_optimizers"):
         super().__init__(learning_rate=0.0, name=name)
         self.optimizers = dict(optimizers)          # phase name -> keras optimizer
-        self.phase_variables = dict(variables)      # phase name -> the variables it updates
+        # phase name -> the variables it updates; set past Keras's tracking, which would list the
+        # model's variables among the optimizer's own (on JAX a second copy of each in the state,
+        # the same buffer twice, which a donating jitted call refuses).
+        object.__setattr__(self, "phase_variables", dict(variables))
         if set(self.optimizers) != set(self.phase_variables):
             raise ValueError(f"every phase needs an optimizer and its variables, got optimizers "
                              f"for {sorted(self.optimizers)} and variables for "
@@ -71,6 +78,104 @@ class PhaseOptimizers(keras.optimizers.Optimizer):
 
     def __getitem__(self, phase):
         return self.optimizers[phase]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training steps scanned on the device (JAX only). Removable: delete `ScannedSteps` and
+# `_scanned_train_function` (and make `_Tracked` a plain `keras.Model`) once a Keras release has
+# keras-team/keras#23527 ("on-device jax.lax.scan for steps_per_execution > 1"); Keras 3.15's JAX
+# trainer runs `steps_per_execution = k` as a Python loop of k single jitted steps.
+
+class ScannedSteps(keras.Model):
+    """On JAX, `fit` with `steps_per_execution = k > 1` runs each group of k batches as ONE
+    jitted call that `jax.lax.scan`s the model's own pure `train_step(state, data)` over the k
+    batches stacked on the device. Only `make_train_function` is replaced: Keras's `fit` loop,
+    epoch iterator, callbacks (called once per group, as Keras does), progress bar, history and
+    validation are its own. A group that cannot be stacked, the last, shorter one of an epoch or
+    one holding the short last batch, runs as single jitted steps (each shape compiled once), so
+    no batch is dropped and nothing is recompiled from epoch to epoch.
+
+    `scan_unroll`: `jax.lax.scan`'s `unroll` (1: a loop on the device; k or True: k steps laid
+    out in one program, longer to compile). `scan_steps = False` keeps Keras's own loop. Set
+    either before the first `fit` (the train function is built once). TensorFlow and PyTorch
+    are untouched.
+    """
+
+    scan_steps = True
+    scan_unroll = 1
+
+    if _BACKEND == "jax":
+        def make_train_function(self, force=False):
+            if self.train_function is not None and not force:
+                return
+            if not (self.scan_steps and self.steps_per_execution > 1 and self.jit_compile
+                    and not self.run_eagerly and keras.distribution.distribution() is None
+                    and not keras.config.is_nnx_enabled()):
+                return super().make_train_function(force)
+            self.train_function = _scanned_train_function(self)
+
+
+def _scanned_train_function(model):
+    """`train_function(state, iterator)` as Keras's fit loop calls it: the next k batches of
+    `iterator` in one scanned call when they stack, else one jitted step each."""
+    import jax
+    import numpy as np
+
+    k, unroll = model.steps_per_execution, model.scan_unroll
+    model._scan_traces = 0  # traces of the scanned k steps (the tests check the scan is taken)
+
+    def steps(state, batches):
+        model._scan_traces += 1
+        stacked = jax.tree_util.tree_map(lambda *b: jax.numpy.stack(b), *batches)
+
+        def body(state, data):
+            logs, state = model.train_step(state, data)
+            return state, logs
+
+        state, logs = jax.lax.scan(body, state, stacked, unroll=unroll)
+        return jax.tree_util.tree_map(lambda t: t[-1], logs), state  # the last step's, as Keras
+
+    scanned = jax.jit(steps, donate_argnums=0)
+    single = jax.jit(model.train_step, donate_argnums=0)
+
+    def shapes(batch):
+        leaves, treedef = jax.tree_util.tree_flatten(batch)
+        return treedef, [np.shape(leaf) for leaf in leaves]
+
+    def train_function(state, iterator):
+        batches = list(itertools.islice(iterator, k))
+        if not batches:
+            raise StopIteration  # as Keras's own loop: the epoch iterator catches it
+        first = shapes(batches[0])
+        if len(batches) == k and all(shapes(b) == first for b in batches[1:]):
+            return scanned(state, tuple(batches))
+        for data in batches:
+            logs, state = single(state, data)
+        return logs, state
+
+    return train_function
+
+
+class _Tracked(ScannedSteps):
+    """Named `keras.metrics.Mean` trackers, one per name in `tracked`, shown in the progress bar.
+
+    Each is updated with the batch size as its weight, as Keras weights its own "loss" tracker,
+    so a term's epoch mean and the loss's agree over a short last batch too.
+    """
+
+    tracked = ()
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Attributes, not an overridden `metrics` property: Keras then lists them after its own
+        # loss tracker, and resets all of them every epoch.
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.tracked}
+
+    def _update(self, terms, batch_size):
+        for name, value in terms.items():
+            if name in self.trackers:
+                self.trackers[name].update_state(value, sample_weight=batch_size)
+        return {name: t.result() for name, t in self.trackers.items()}
 
 
 class PhasedModel(_Tracked):

@@ -34,7 +34,7 @@ def save_figure(fig, name, results_dir="results"):
     """
     name = str(name)
     if not name or os.sep in name or name.startswith("."):
-        raise ValueError(f"figure name must be a plain file name like 'va_mnist', got {name!r}")
+        raise ValueError(f"figure name must be a plain file name like 'vae_reconstruction', got {name!r}")
     path = Path(results_dir) / (name if name.endswith(".png") else name + ".png")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
@@ -48,7 +48,7 @@ def _images(x, n, side=28):
 def reconstruction_grid(originals, reconstructions, n=10, title=None):
     """Originals in the top row, their reconstructions below; inputs (n, 784) or (n, 28, 28[, 1])."""
     top, bottom = _images(originals, n), _images(reconstructions, n)
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.0, 2.2))
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.0, 2.2), squeeze=False)  # n = 1 too
     for i in range(n):
         for row, imgs in enumerate((top, bottom)):
             ax = axes[row, i]

@@ -160,3 +160,21 @@ def test_auto_precision_is_bfloat16_only_where_measured_faster(monkeypatch, back
         assert keras.mixed_precision.global_policy().name == expected
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mean_loss_terms_are_what_evaluate_reports(small):
+    """The eager, batched `mean_loss_terms` (notebook 08 uses it to evaluate four models in one cell)
+    gives evaluate's numbers, over a short last batch too."""
+    x, xt = small
+    keras.utils.set_random_seed(0)
+    ae = Autoencoder(mlp_encoder(16, [], variational=False), mlp_decoder(16, []),
+                     code_penalty=KLSparsity(0.05, 3.0, "mean"))
+    ae.compile(keras.optimizers.Adam(1e-3))
+    ae.fit(x, epochs=1, batch_size=256, verbose=0)
+    expected = ae.evaluate(xt[:500], batch_size=128, verbose=0, return_dict=True)
+    got = ae.mean_loss_terms(xt[:500], batch_size=128)  # 3 batches of 128 and one of 116
+    assert set(got) >= {"loss", "reconstruction_loss"}
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, err_msg=name)
+    with pytest.raises(ValueError, match="no inputs"):
+        ae.mean_loss_terms(xt[:0])
