@@ -128,6 +128,31 @@ def dtype_policy(precision):
         set_precision("float32")
 
 
+SCAN_LABELS = {"vae": "VAE 784-512-2, batch 128", "autoencoder": "autoencoder 784-32, batch 256",
+               "adversarial_autoencoder": "adversarial autoencoder, 8-D, batch 128",
+               "notebook06": "notebook 06's long-setting model (semi-supervised AAE), batch 100"}
+
+
+def scan_table(scan, backend_name):
+    """Rows for `benchmarks/scan_speed.py`'s results (benchmarks.json's `scanned_steps`): steps/s of
+    Keras's own loop and of the scan at each unroll, and their ratios; [] without them."""
+    if not scan:
+        return []
+    settings, models = scan["settings"], scan["models"]
+    unrolls = [f"scan_unroll{u}" for u in settings["unrolls"]]
+    rows = ["", f"{backend_name}: training steps scanned on the device (`aae.phases.ScannedSteps`) against "
+                f"Keras's own loop, steps_per_execution = {settings['steps_per_execution']}, median of "
+                f"{settings['repeats']} alternating rounds in one process (`benchmarks/scan_speed.py`, "
+                f"{scan['machine']['device']}):", "",
+            "| model | Keras's loop, steps/s | " + " | ".join(f"scan, unroll {u}" for u in settings["unrolls"])
+            + " |", "|---|---:|" + "---:|" * len(unrolls)]
+    for name, res in models.items():
+        rate, ratio = res["steps_per_s"], res["ratio_scan_vs_keras_loop"]
+        rows.append(f"| {SCAN_LABELS.get(name, name)} | {rate['keras_loop']:,.1f} | "
+                    + " | ".join(f"{rate[v]:,.1f} ({ratio[v]:.2f}x)" for v in unrolls) + " |")
+    return rows
+
+
 def speed_table(data):
     """Markdown tables of a benchmarks.json dict ({backend: results}); missing parts skipped."""
     rows = ["| model | backend | ours | plain Keras reference, same backend | ratio "
@@ -169,6 +194,8 @@ def speed_table(data):
                          "to the common pattern: "
                      + ", ".join(f"{k.replace('compiled_', '')} {v:.2f}x" for k, v in ratios.items())
                      + " (spe = steps_per_execution, xla = jit_compile, bf16 = mixed_bfloat16)."]
+    for backend in backends:
+        rows += scan_table(data[backend].get("scanned_steps"), BACKEND_NAMES[backend])
     machines = []
     for backend in backends:
         m = data[backend].get("machine") or data[backend].get("adversarial_autoencoder", {}).get("machine")
