@@ -313,7 +313,8 @@ def check_parameters(namespace):
     Raises ParameterError naming every parameter whose value its rule in RULES rejects. The
     returned dict is what the notebook records in its metrics file: one place, no second list.
     With `quick = True` among them, the values of QUICK that the notebook has replace its own,
-    in `namespace` too, so the cells below run the quick setting.
+    in `namespace` too, so the cells below run the quick setting; the default results_dir
+    "../results" becomes "../results-quick", so the full run's results stay as they are.
     """
     names = _parameter_names(namespace.get("In"))
     params = {k: v for k, v in namespace.items()
@@ -327,6 +328,9 @@ def check_parameters(namespace):
             + "\n  ".join(found))
     if params.get("quick") is True:
         quick = {k: v for k, v in QUICK.items() if k in params}
+        if params.get("results_dir") == "../results":
+            # a quick run never replaces the full run's figures and numbers in results/
+            quick["results_dir"] = "../results-quick"
         namespace.update(quick)
         params.update(quick)
         print("quick setting: " + ", ".join(f"{k} = {v!r}" for k, v in quick.items()))

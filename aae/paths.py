@@ -40,11 +40,12 @@ def results_folder(results_dir="../results") -> Path:
     """The folder a notebook writes to, created if needed.
 
     The default "../results" means the project's `results/` wherever the notebook runs from (its
-    own folder in Jupyter, the repository root under plain papermill); any other relative path
+    own folder in Jupyter, the repository root under plain papermill), and "../results-quick"
+    (the quick setting's) the project's `results-quick/`; any other relative path
     is relative to the working directory, an absolute one is used as it is.
     """
-    if results_dir in (None, "../results") and not (Path.cwd().parent / "aae").is_dir():
-        folder = project_root() / "results"
+    if results_dir in (None, "../results", "../results-quick") and not (Path.cwd().parent / "aae").is_dir():
+        folder = project_root() / Path(results_dir or "../results").name
     else:
         folder = Path(results_dir if results_dir is not None else "../results").expanduser()
     folder.mkdir(parents=True, exist_ok=True)

@@ -58,13 +58,15 @@ def figure_cells_without_image(nb):
             if not any("image/png" in out.get("data", {}) for out in nb.cells[i].get("outputs", []))]
 
 
-def noisy_outputs(nb):
-    """(cell index, the offending text) for every stored output that `NOISE` matches."""
+def noisy_outputs(nb, allowed=None):
+    """(cell index, the offending text) for every stored output that `NOISE` matches; `allowed`, a
+    folder the run was told to write to, is left out first (a run outside the project prints it)."""
     found = []
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
             texts = [out.get("text", "")] + [v for k, v in out.get("data", {}).items()
                                              if k.startswith("text/") and isinstance(v, str)]
+            texts = [t.replace(allowed, "<out>") if allowed else t for t in texts]
             found += [(i, m.group(0)) for text in texts for m in NOISE.finditer(text)]
     return found
 
@@ -100,6 +102,11 @@ def test_the_quick_setting_applies_the_runners_quick_values():
     assert namespace["seed"] == 3 and namespace["latent_dim"] == 2  # not in QUICK: untouched
     assert "iwae_samples" not in namespace  # only the notebook's own parameters
     assert reproduce.QUICK is QUICK  # `reproduce --quick` injects the same table
+    assert "results_dir" not in namespace  # none given: none set
+    mine = {"quick": True, "results_dir": "../results"}
+    assert check_parameters(mine)["results_dir"] == mine["results_dir"] == "../results-quick"
+    elsewhere = {"quick": True, "results_dir": "my-results"}
+    assert check_parameters(elsewhere)["results_dir"] == "my-results"  # a folder the user chose stays
     off = {"quick": False, "epochs": 50}
     assert check_parameters(off)["epochs"] == 50 and off["epochs"] == 50
 
