@@ -55,7 +55,6 @@ benchmark: $(VENV)/.installed-$(KERAS_BACKEND)
 	$(PY) benchmarks/aae_speed.py
 	if $(PY) -c "import jax" 2>/dev/null; then KERAS_BACKEND=jax $(PY) benchmarks/scan_speed.py --notebook06; \
 	else echo "benchmarks/scan_speed.py skipped: the scanned steps are JAX's (KERAS_BACKEND=jax make benchmark)"; fi
-	$(PY) benchmarks/common.py results/benchmarks.json --readme-block speed
 
 clean-venv:
 	rm -rf $(VENV)

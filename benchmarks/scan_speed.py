@@ -6,7 +6,7 @@ one process on the same backend, alternating `--repeats` times (median reported)
 784-512-2 (batch 128), the autoencoder 784-32 (batch 256) and the 8-D adversarial autoencoder
 512-512 / 512-256 (batch 128), the scan with each `--unrolls` value (`jax.lax.scan`'s `unroll`;
 "k" is k). Prints steps/s and the ratios scan / Keras loop; writes them to results/benchmarks.json
-under jax.scanned_steps (the README's speed table is left alone).
+under jax.scanned_steps, and rewrites the speed block of docs/speed.md from it.
 
     .venv/bin/python benchmarks/scan_speed.py                 # full run (JAX), writes benchmarks.json
     .venv/bin/python benchmarks/scan_speed.py --quick --no-write   # smoke test, small settings
@@ -34,7 +34,7 @@ BACKEND = select_backend()
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import ROOT, machine_info, update_json  # noqa: E402
+from benchmarks.common import ROOT, machine_info, update_json, update_readme_speed  # noqa: E402
 
 # notebook 06's "long" setting: 8 models (100 and 1,000 labels x seeds 0-2, clustering with 16
 # and 30 clusters) x 40 epochs on the 50,000 - 10,000 held-out training images, batch 100
@@ -187,6 +187,8 @@ def main(argv=None):
                                                      "repeats": args.repeats, "quick": args.quick},
                      "machine": machine_info()})
         print(f"wrote {args.output}")
+        if args.output.resolve() == (ROOT / "results" / "benchmarks.json").resolve():
+            update_readme_speed(args.output)  # docs/speed.md's generated block, as its siblings do
     return results
 
 
