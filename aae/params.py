@@ -42,6 +42,7 @@ QUICK = {
     "seeds": [0],
     "n_labels_list": [100],
     "cluster_counts": [16],
+    "content_styles": 200,
 }
 
 
@@ -223,6 +224,10 @@ RULES = {
     "cluster_counts": list_of(integer(2, why="clusters")),
     "val_size": integer(1, 59_999, why="held out of the 60,000 training images"),
     "input_noise": NON_NEGATIVE,
+    "batch_norm": one_of(True, False),
+    "joint_style": one_of(True, False),
+    "content_styles": integer(1, 10_000, why="test images"),
+    "cluster_examples": POSITIVE_INT,
     "s_learning_rate": POSITIVE,
     "grid_n": POSITIVE_INT,
     "grid_lim": POSITIVE,

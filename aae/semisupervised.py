@@ -32,7 +32,7 @@ from .phases import PhasedModel
 __all__ = ["SemiSupervisedAAE", "ssaae_encoder", "ssaae_decoder", "ssaae_discriminator",
            "build_semisupervised_aae", "split_validation", "balanced_labelled_subset",
            "semi_supervised_inputs", "classification_error", "cluster_labels", "cluster_error",
-           "style_leak", "ErrorHistory"]
+           "style_leak", "content_follows_y", "ErrorHistory"]
 
 
 def _check_hidden(name, hidden):
@@ -49,21 +49,45 @@ def _init(seed, i):
 
 
 def ssaae_encoder(latent_dim=10, n_classes=10, hidden=(1000, 1000), original_dim=784, seed=None,
-                  dropout=0.0, name="encoder"):
+                  dropout=0.0, batch_norm=False, input_dropout=0.0, name="encoder"):
     """Encoder x (n, 784) -> [class logits (n, n_classes), style z (n, latent_dim)], ReLU layers.
 
     q(y|x) = softmax(class logits). Both heads are float32 (mixed precision keeps them exact).
     `dropout` > 0: dropout of that rate after each hidden layer, in every training phase.
+    `batch_norm`: batch normalisation after every Dense layer of the encoder, the two heads
+    included (Dense -> BatchNorm -> ReLU in the hidden layers; the class logits and z are the
+    normalised outputs), the setting the AAE paper's clustering experiments are recalled to need:
+    normalised over a batch, each cluster's logit has mean beta and spread gamma whatever the
+    weights, which keeps a cluster from dying. `input_dropout` > 0: dropout on the input image.
     """
     check_positive_int("latent_dim", latent_dim)
     if check_positive_int("n_classes", n_classes) < 2:
         raise ValueError(f"n_classes must be at least 2 (a categorical code), got {n_classes}.")
+    if not (isinstance(input_dropout, (int, float)) and 0 <= input_dropout < 1):
+        raise ValueError(f"input_dropout is a rate in [0, 1), got {input_dropout!r}.")
     x = keras.Input((check_positive_int("original_dim", original_dim),), name="x")
-    h = dense_stack(x, _check_hidden("hidden", hidden), kernel_initializer="he_normal", seed=seed,
-                    dropout=dropout)
+    h = x
+    if input_dropout:
+        h = layers.Dropout(input_dropout, seed=None if seed is None else seed + 99, name="input_dropout")(h)
+    widths = _check_hidden("hidden", hidden)
+    if batch_norm:
+        for i, units in enumerate(widths):
+            init = keras.initializers.HeNormal(seed=None if seed is None else seed + i)
+            h = layers.Dense(units, kernel_initializer=init, use_bias=False, name=f"hidden{i + 1}")(h)
+            h = layers.Activation("relu", name=f"hidden{i + 1}_relu")(
+                layers.BatchNormalization(name=f"hidden{i + 1}_bn")(h))
+            if dropout:
+                h = layers.Dropout(dropout, seed=None if seed is None else seed + 100 + i,
+                                   name=f"hidden{i + 1}_dropout")(h)
+    else:
+        h = dense_stack(h, widths, kernel_initializer="he_normal", seed=seed, dropout=dropout)
     logits = layers.Dense(n_classes, dtype="float32", kernel_initializer=_init(seed, 100),
-                          name="class_logits")(h)
-    z = layers.Dense(latent_dim, dtype="float32", kernel_initializer=_init(seed, 101), name="style")(h)
+                          use_bias=not batch_norm, name="class_logits")(h)
+    z = layers.Dense(latent_dim, dtype="float32", kernel_initializer=_init(seed, 101),
+                     use_bias=not batch_norm, name="style")(h)
+    if batch_norm:
+        logits = layers.BatchNormalization(dtype="float32", name="class_logits_bn")(logits)
+        z = layers.BatchNormalization(dtype="float32", name="style_bn")(z)
     return keras.Model(x, [logits, z], name=name)
 
 
@@ -90,19 +114,24 @@ def ssaae_discriminator(width, d_hidden=(1000, 1000), seed=None, name="discrimin
 
 
 def build_semisupervised_aae(latent_dim=10, n_classes=10, hidden=(1000, 1000), d_hidden=(1000, 1000),
-                             original_dim=784, seed=None, input_noise=0.3, supervised=True, dropout=0.0):
+                             original_dim=784, seed=None, input_noise=0.3, supervised=True, dropout=0.0,
+                             batch_norm=False, input_dropout=0.0, joint_style=False):
     """The four networks and the model. `supervised=False`: clustering (no labelled phase).
 
     Every network's weights and the model's noise come from `seed` (None: unseeded). `dropout`:
-    rate of the encoder's dropout after each hidden layer (0: none).
+    rate of the encoder's dropout after each hidden layer (0: none); `batch_norm` and
+    `input_dropout`: the encoder's (`ssaae_encoder`). `joint_style`: the style discriminator sees
+    [y, z] (`SemiSupervisedAAE`).
     """
     s = (lambda k: None if seed is None else seed * 1000 + k)
     return SemiSupervisedAAE(
-        ssaae_encoder(latent_dim, n_classes, hidden, original_dim, seed=s(0), dropout=dropout),
+        ssaae_encoder(latent_dim, n_classes, hidden, original_dim, seed=s(0), dropout=dropout,
+                      batch_norm=batch_norm, input_dropout=input_dropout),
         ssaae_decoder(latent_dim, n_classes, hidden, original_dim, seed=s(200)),
         ssaae_discriminator(n_classes, d_hidden, seed=s(400), name="cat_discriminator"),
-        ssaae_discriminator(latent_dim, d_hidden, seed=s(600), name="gauss_discriminator"),
-        input_noise=input_noise, supervised=supervised, seed=s(800))
+        ssaae_discriminator(latent_dim + n_classes * bool(joint_style), d_hidden, seed=s(600),
+                            name="gauss_discriminator"),
+        input_noise=input_noise, supervised=supervised, seed=s(800), joint_style=joint_style)
 
 
 def _d_terms(logits, n):
@@ -123,13 +152,18 @@ class SemiSupervisedAAE(PhasedModel):
     reconstruction (encoder + decoder), discriminator (both discriminators, losses added: their
     variables are disjoint, so each gets its own gradient), generator (encoder), and, when
     supervised, supervised (encoder less its style head, which the labelled loss does not reach).
+
+    `joint_style=True`: the style discriminator sees [y, z] (n, n_classes + latent_dim) and its
+    prior samples pair a one-hot y with an independent z ~ N(0, I). Two separate discriminators
+    match only the marginals q(y) and q(z), so z may still say which digit it is (and the decoder
+    then ignores y); matching the joint code to p(y) p(z) asks for z independent of y.
     """
 
     tracked = ("reconstruction_loss", "cat_d_loss", "cat_d_accuracy", "gauss_d_loss",
                "gauss_d_accuracy", "generator_loss", "supervised_loss", "supervised_accuracy")
 
     def __init__(self, encoder, decoder, cat_discriminator, gauss_discriminator, input_noise=0.3,
-                 supervised=True, seed=None, **kwargs):
+                 supervised=True, seed=None, joint_style=False, **kwargs):
         if len(encoder.outputs) != 2:
             raise ValueError("the encoder must have two outputs [class logits, style z]; build it "
                              "with ssaae_encoder().")
@@ -138,7 +172,8 @@ class SemiSupervisedAAE(PhasedModel):
             raise ValueError(f"decoder takes {decoder.inputs[0].shape[-1]} inputs but needs "
                              f"n_classes + latent_dim = {n_classes} + {latent_dim}.")
         for d, width, what in ((cat_discriminator, n_classes, "n_classes"),
-                               (gauss_discriminator, latent_dim, "latent_dim")):
+                               (gauss_discriminator, latent_dim + n_classes * bool(joint_style),
+                                "n_classes + latent_dim (joint_style)" if joint_style else "latent_dim")):
             if d.inputs[0].shape[-1] != width:
                 raise ValueError(f"{d.name} takes {d.inputs[0].shape[-1]} inputs but needs "
                                  f"{what} = {width}.")
@@ -155,6 +190,7 @@ class SemiSupervisedAAE(PhasedModel):
         self.cat_discriminator, self.gauss_discriminator = cat_discriminator, gauss_discriminator
         self.n_classes, self.latent_dim = n_classes, latent_dim
         self.input_noise, self.supervised, self.seed = float(input_noise), bool(supervised), seed
+        self.joint_style = bool(joint_style)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
 
@@ -177,7 +213,8 @@ class SemiSupervisedAAE(PhasedModel):
                                  + self.gauss_discriminator.trainable_weights),
                "generator": enc}
         if self.supervised:  # the labelled loss does not reach the style head
-            style = {id(v) for v in self.encoder.get_layer("style").trainable_weights}
+            style = {id(v) for layer in self.encoder.layers if layer.name in ("style", "style_bn")
+                     for v in layer.trainable_weights}
             out["supervised"] = [v for v in enc if id(v) not in style]
         return out
 
@@ -226,7 +263,11 @@ class SemiSupervisedAAE(PhasedModel):
                           self.n_classes)
         gauss = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
         cat_in = ops.concatenate([cat, ops.stop_gradient(q)], axis=0)
-        gauss_in = ops.concatenate([gauss, ops.stop_gradient(z)], axis=0)
+        if self.joint_style:  # the prior p(y) p(z): a one-hot y drawn independently of z
+            gauss = ops.concatenate([cat, gauss], axis=-1)
+            gauss_in = ops.concatenate([gauss, ops.stop_gradient(ops.concatenate([q, z], -1))], axis=0)
+        else:
+            gauss_in = ops.concatenate([gauss, ops.stop_gradient(z)], axis=0)
 
         def discriminator():
             c_loss, c_acc = _d_terms(self.cat_discriminator(cat_in, training=training), n)
@@ -240,7 +281,8 @@ class SemiSupervisedAAE(PhasedModel):
             logits, z = self.encoder(x_in, training=training)
             q = ops.softmax(logits, axis=-1)
             loss = (ops.mean(ops.softplus(-self.cat_discriminator(q, training=training)))
-                    + ops.mean(ops.softplus(-self.gauss_discriminator(z, training=training))))
+                    + ops.mean(ops.softplus(-self.gauss_discriminator(
+                        ops.concatenate([q, z], -1) if self.joint_style else z, training=training))))
             return loss, None
 
         g_loss, _ = step("generator", generator)
@@ -395,6 +437,29 @@ def style_leak(z_fit, y_fit, z_test, y_test, k=5):
     probe = LogisticRegression(max_iter=500).fit(scaler.transform(z_fit), y_fit)
     return {"knn_accuracy": knn_accuracy(z_fit, y_fit, z_test, y_test, k=k),
             "linear_probe_accuracy": float(probe.score(scaler.transform(z_test), y_test))}
+
+
+def content_follows_y(model, z, classify, labels=None):
+    """How far the decoder draws what y says: the share of decoded images [one-hot y = i, style z]
+    that `classify` reads as `labels[i]`, over every style row of `z` and every class i.
+
+    `model`: anything with `n_classes` and `decode(y, z)` (y as class indices), such as a
+    SemiSupervisedAAE; classify(images) -> class probabilities (n, n_labels), e.g.
+    `lambda images: aae.judge.predict_proba(judge, images)`. `labels`: the label each categorical
+    class stands for (default: class i is label i; for clusters, `cluster_labels`).
+    Returns {"share": overall, "per_class": share per class}. A decoder that ignores y draws the
+    same image for every y and scores 1 / n_labels on balanced styles; one that draws y's label
+    in every style scores 1.
+    """
+    z = np.asarray(z, "float32")
+    if z.ndim != 2 or not len(z):
+        raise ValueError(f"z must be (n_styles, latent_dim) with n_styles > 0, got shape {z.shape}.")
+    labels = np.arange(model.n_classes) if labels is None else np.asarray(labels).reshape(-1)
+    if len(labels) != model.n_classes:
+        raise ValueError(f"labels must give one label per class: {model.n_classes}, got {len(labels)}.")
+    hits = [float(np.mean(np.asarray(classify(model.decode(np.full(len(z), i), z))).argmax(1) == label))
+            for i, label in enumerate(labels)]
+    return {"share": float(np.mean(hits)), "per_class": hits}
 
 
 class ErrorHistory(keras.callbacks.Callback):

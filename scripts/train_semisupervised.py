@@ -8,7 +8,9 @@ epoch with the best validation error. Writes <out>/<name>.json (per-epoch logs, 
     KERAS_BACKEND=jax python scripts/train_semisupervised.py --n-labels 100 --epochs 40 --seed 0 \
         --name long_100_labels_seed0
 
-The defaults are the settings of the long runs in results/long-semisupervised/ (`make long-results`).
+The defaults are the settings of the first long runs in results/long-semisupervised/ (z of 10, no batch
+norm, two separate discriminators); `make long-results` adds notebook 06's present recipe
+(--latent-dim 5 --batch-norm --joint-style).
 """
 from __future__ import annotations
 
@@ -68,6 +70,8 @@ def main(argv=None):
     p.add_argument("--input-noise", type=float, default=0.3)
     p.add_argument("--dropout", type=float, default=0.0, help="encoder dropout after each hidden layer")
     p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--batch-norm", action="store_true", help="batch norm in the encoder, both heads included")
+    p.add_argument("--joint-style", action="store_true", help="the style discriminator sees [y, z]")
     args = p.parse_args(argv)
 
     keras.utils.set_random_seed(args.seed)
@@ -78,7 +82,8 @@ def main(argv=None):
     model = build_semisupervised_aae(args.latent_dim, args.n_classes, tuple(args.hidden),
                                      tuple(args.d_hidden), seed=args.seed,
                                      input_noise=args.input_noise, supervised=supervised,
-                                     dropout=args.dropout)
+                                     dropout=args.dropout, batch_norm=args.batch_norm,
+                                     joint_style=args.joint_style)
     steps = args.epochs * -(-len(x_fit) // args.batch_size)
     opt = lambda lr, b1=args.beta_1: optimizer(args.opt, lr, steps, args.decay, args.momentum, b1)
     model.compile(ae_optimizer=opt(args.lr, 0.9), d_optimizer=opt(args.d_lr), g_optimizer=opt(args.g_lr),

@@ -9,7 +9,7 @@ import pytest
 
 from aae.semisupervised import (balanced_labelled_subset, build_semisupervised_aae,
                                 classification_error, cluster_error, cluster_labels,
-                                semi_supervised_inputs, split_validation)
+                                content_follows_y, semi_supervised_inputs, split_validation)
 from test_backends import BACKENDS, needs, run_python
 
 
@@ -76,6 +76,44 @@ def test_cluster_error_known_case():
         cluster_error(q_val, y_val, q_test[:, :2], y_test)
 
 
+# -- content follows y ---------------------------------------------------------------------------
+class _FakeDecoder:
+    """Draws class `drawn(y, z)` as a one-hot 'image'; the classifier reads the image back."""
+
+    def __init__(self, drawn, n_classes=10):
+        self.drawn, self.n_classes = drawn, n_classes
+
+    def decode(self, y, z):
+        return np.eye(10)[self.drawn(np.asarray(y), np.asarray(z))]
+
+
+_READ = lambda images: np.asarray(images, float)  # noqa: E731 (a perfect classifier of the fake images)
+
+
+def test_content_follows_y_constructed_decoders():
+    z = np.random.default_rng(0).standard_normal((500, 3))
+    z_digit = lambda z: (np.floor(np.abs(z[:, 0]) * 100) % 10).astype(int)  # noqa: E731 (a digit kept in z)
+    follows = content_follows_y(_FakeDecoder(lambda y, z: y), z, _READ)
+    assert follows["share"] == 1.0 and follows["per_class"] == [1.0] * 10
+    ignores = content_follows_y(_FakeDecoder(lambda y, z: z_digit(z)), z, _READ)
+    assert abs(ignores["share"] - 0.1) < 1e-12  # every style draws its own digit for each y: 1 in 10
+    assert 0.05 < min(ignores["per_class"]) and max(ignores["per_class"]) < 0.16
+    # classes 0-4 obeyed, 5-9 drawn from z: class d >= 5 scores the share of styles whose digit is d
+    half = content_follows_y(_FakeDecoder(lambda y, z: np.where(y < 5, y, z_digit(z))), z, _READ)
+    expected = [1.0] * 5 + [np.mean(z_digit(z) == d) for d in range(5, 10)]
+    np.testing.assert_allclose(half["per_class"], expected)
+    assert half["share"] == pytest.approx(np.mean(expected))
+    # clusters: 16 classes that stand for digits labels[i]; a decoder drawing labels[y] scores 1
+    labels = np.arange(16) % 10
+    clusters = content_follows_y(_FakeDecoder(lambda y, z: labels[y], 16), z, _READ, labels)
+    assert clusters["share"] == 1.0 and len(clusters["per_class"]) == 16
+    assert content_follows_y(_FakeDecoder(lambda y, z: y % 10, 16), z, _READ, (labels + 1) % 10)["share"] == 0.0
+    with pytest.raises(ValueError, match="one label per class"):
+        content_follows_y(_FakeDecoder(lambda y, z: y), z, _READ, labels)
+    with pytest.raises(ValueError, match="n_styles"):
+        content_follows_y(_FakeDecoder(lambda y, z: y), z[:0], _READ)
+
+
 # -- the model -------------------------------------------------------------------------------------
 def _tiny(supervised=True, seed=0, **kwargs):
     keras.utils.set_random_seed(seed)
@@ -91,9 +129,11 @@ def _toy(n=60, seed=0):
     return np.clip(protos[y] + 0.1 * rng.standard_normal((n, 12)), 0, 1).astype("float32"), y
 
 
-def _weights(model):
+def _weights(model, trainable_only=False):
     nets = {"encoder": model.encoder, "decoder": model.decoder,
             "cat_discriminator": model.cat_discriminator, "gauss_discriminator": model.gauss_discriminator}
+    if trainable_only:
+        return {k: [np.array(w) for w in m.trainable_weights] for k, m in nets.items()}
     return {k: [np.array(w) for w in m.get_weights()] for k, m in nets.items()}
 
 
@@ -101,23 +141,24 @@ _SGD = lambda: keras.optimizers.SGD(0.1)  # noqa: E731 (every phase: any non-zer
 _ZERO = lambda: keras.optimizers.SGD(0.0)  # noqa: E731
 
 
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch_norm"])
 @pytest.mark.parametrize("phase, moves", [
     ("reconstruction", {"encoder", "decoder"}),
     ("discriminator", {"cat_discriminator", "gauss_discriminator"}),
     ("generator", {"encoder"}),
     ("supervised", {"encoder"}),
 ])
-def test_each_phase_updates_exactly_its_own_variables(phase, moves):
-    model = _tiny()
+def test_each_phase_updates_exactly_its_own_variables(phase, moves, batch_norm):
+    model = _tiny(batch_norm=batch_norm)
     opts = {p: (_SGD() if p == phase else _ZERO()) for p in
             ("reconstruction", "discriminator", "generator", "supervised")}
     model.compile(ae_optimizer=opts["reconstruction"], d_optimizer=opts["discriminator"],
                   g_optimizer=opts["generator"], s_optimizer=opts["supervised"])
     x_toy, y_toy = _toy(20)
     x, y = semi_supervised_inputs(x_toy, x_toy[:6], y_toy[:6])
-    before = _weights(model)
+    before = _weights(model, trainable_only=batch_norm)  # batch norm's statistics move in every phase
     model.fit(x, y, batch_size=20, epochs=1, verbose=0, shuffle=False)
-    after = _weights(model)
+    after = _weights(model, trainable_only=batch_norm)
     for net in before:
         changed = any(not np.array_equal(b, a) for b, a in zip(before[net], after[net]))
         assert changed == (net in moves), f"{phase} phase: {net} changed={changed}"
@@ -141,6 +182,33 @@ def test_phase_variables_and_clustering_has_no_labelled_phase():
     with pytest.raises(ValueError, match="labelled batches"):
         model.compile()
         model.fit(x, batch_size=20, epochs=1, verbose=0)
+
+
+def test_batch_norm_encoder_normalises_both_heads_and_keeps_style_out_of_the_labelled_phase():
+    model = _tiny(batch_norm=True, input_dropout=0.2)
+    names = [layer.name for layer in model.encoder.layers]
+    assert {"input_dropout", "hidden1_bn", "class_logits_bn", "style_bn"} <= set(names)
+    pv = model.phase_variables()
+    style = {id(v) for n in ("style", "style_bn") for v in model.encoder.get_layer(n).trainable_weights}
+    assert len(style) == 3  # the style kernel (no bias under batch norm) and its gamma, beta
+    assert {id(v) for v in pv["supervised"]} == {id(v) for v in model.encoder.trainable_weights} - style
+    # in training each head is normalised over the batch: (h - mean) / sqrt(var + epsilon) per unit
+    x, _ = _toy(60)
+    plain = _tiny(batch_norm=True)  # no input dropout: the same input reaches both calls below
+    for head in ("class_logits", "style"):
+        raw = np.array(keras.Model(plain.encoder.input, plain.encoder.get_layer(head).output)(x, training=True))
+        eps = plain.encoder.get_layer(f"{head}_bn").epsilon
+        out = plain.encoder(x, training=True)[0 if head == "class_logits" else 1]
+        np.testing.assert_allclose(out, (raw - raw.mean(0)) / np.sqrt(raw.var(0) + eps), rtol=1e-3, atol=1e-4)
+    # the moving statistics follow training, and inference uses them
+    moving = np.array(model.encoder.get_layer("class_logits_bn").moving_variance)
+    model.compile()
+    x_l, y_l = x[:6], np.arange(6) % 3
+    xs, ys = semi_supervised_inputs(x, x_l, y_l)
+    model.fit(xs, ys, batch_size=20, epochs=2, verbose=0)
+    assert not np.allclose(moving, model.encoder.get_layer("class_logits_bn").moving_variance)
+    with pytest.raises(ValueError, match="input_dropout"):
+        _tiny(input_dropout=1.0)
 
 
 def test_labelled_cross_entropy_falls_and_classifies():
