@@ -14,10 +14,13 @@ from keras import layers, ops
 from .checks import one_of, positive_int
 from .layers import Sampling
 from .losses import bce_sum_from_logits
-from .models import decode_batched, dense_stack, encode_batched, mlp_decoder, mlp_encoder
+from .models import (decode_batched, dense_stack, encode_batched, encoder_heads, mlp_decoder,
+                     mlp_encoder)
 from .phases import PhasedModel
+from .priors import GaussianPrior
 
-__all__ = ["AdversarialAutoencoder", "adversarial_autoencoder", "aae_discriminator", "POSTERIORS"]
+__all__ = ["AdversarialAutoencoder", "adversarial_autoencoder", "aae_discriminator", "batch_norm_encoder",
+           "standardised_codes", "POSTERIORS"]
 
 POSTERIORS = ("deterministic", "gaussian")
 
@@ -39,21 +42,66 @@ def aae_discriminator(latent_dim=8, hidden=(512, 256), n_classes=0, name="discri
     return keras.Model(z, logit, name=name)
 
 
+def batch_norm_encoder(latent_dim, hidden, original_dim=784, variational=False, dropout=0.0,
+                       name="encoder"):
+    """Dense encoder as `mlp_encoder` with activation LeakyReLU, but each hidden layer is
+    Dense -> BatchNormalization -> LeakyReLU (-> Dropout): the paper's clustering models
+    normalise the encoder's layers (aae-paper-notes). In training calls the batch's statistics
+    are used and the moving averages advance; otherwise the moving averages are used."""
+    positive_int("latent_dim", latent_dim)
+    x = keras.Input((original_dim,), name="x")
+    h = x
+    for i, units in enumerate(hidden):
+        h = layers.Dense(positive_int("hidden units", units), name=f"hidden{i + 1}")(h)
+        h = layers.BatchNormalization(name=f"hidden{i + 1}_batch_norm")(h)
+        h = layers.LeakyReLU(negative_slope=0.2, name=f"hidden{i + 1}_leaky_relu")(h)
+        if dropout:
+            h = layers.Dropout(dropout, name=f"hidden{i + 1}_dropout")(h)
+    return encoder_heads(x, h, latent_dim, variational, name=name)
+
+
+def standardised_codes(encoder, prior):
+    """`encoder` (one output, the code) followed by BatchNormalization(center=False, scale=False):
+    in training calls every axis of a batch of codes is standardised to mean 0 and std 1, so the
+    reconstruction phase cannot spread the codes past the prior's scale and the generator only has
+    to shape them; in inference calls the moving averages are used. Only for a prior with mean 0
+    and std 1 on every axis (`GaussianPrior(dim)`, scale 1)."""
+    if len(encoder.outputs) != 1:
+        raise ValueError("code_batch_norm needs the deterministic posterior (an encoder with one output).")
+    if not (isinstance(prior, GaussianPrior) and prior.scale == 1.0):
+        raise ValueError(f"code_batch_norm standardises the codes to mean 0 and std 1, so it needs a "
+                         f"GaussianPrior of scale 1, got {prior!r}.")
+    code = layers.BatchNormalization(center=False, scale=False, dtype="float32",
+                                     name="code_batch_norm")(encoder.outputs[0])
+    return keras.Model(encoder.input, code, name=encoder.name)
+
+
 def adversarial_autoencoder(prior, hidden=(512, 512), d_hidden=(512, 256), posterior="deterministic",
-                            supervised=False, seed=None, original_dim=784, dropout=0.0):
+                            supervised=False, seed=None, original_dim=784, dropout=0.0,
+                            encoder_batch_norm=False, code_batch_norm=False, d_input_noise=0.0):
     """The adversarial autoencoder for `prior` (its `dim` is the code size): dense LeakyReLU
     encoder 784-hidden-code and decoder code-hidden-784 (pixel logits), discriminator
     code(-label)-d_hidden-1. `dropout` > 0: dropout of that rate after each hidden layer of the
-    encoder and decoder while training. Compile it with one optimizer per phase (`compile`)."""
+    encoder and decoder while training. `encoder_batch_norm`: batch normalisation before each
+    hidden activation of the encoder (`batch_norm_encoder`). `code_batch_norm`: the
+    deterministic code is batch-normalised without scale or offset, so each axis of a batch of
+    codes has mean 0 and std 1, a standard normal prior's (`standardised_codes`).
+    `d_input_noise` > 0: the discriminator sees codes and prior samples with Gaussian noise of that std added (training
+    only; see `AdversarialAutoencoder`). Compile it with one optimizer per
+    phase (`compile`)."""
     latent_dim = prior.dim
     n_classes = prior.n_classes if supervised else 0
-    encoder = mlp_encoder(latent_dim, hidden, original_dim,
-                          variational=_check_posterior(posterior) == "gaussian", activation="leaky_relu",
-                          dropout=dropout)
+    build_encoder = batch_norm_encoder if encoder_batch_norm else (
+        lambda *a, **k: mlp_encoder(*a, activation="leaky_relu", **k))
+    encoder = build_encoder(latent_dim, hidden, original_dim,
+                            variational=_check_posterior(posterior) == "gaussian", dropout=dropout)
+    if code_batch_norm:
+        encoder = standardised_codes(encoder, prior)
     decoder = mlp_decoder(latent_dim, hidden, original_dim, activation="leaky_relu", dropout=dropout)
     return AdversarialAutoencoder(encoder, decoder,
                                   aae_discriminator(latent_dim, d_hidden, n_classes=n_classes or 0),
-                                  prior, posterior=posterior, supervised=supervised, seed=seed)
+                                  prior, posterior=posterior, supervised=supervised, seed=seed,
+                                  d_input_noise=d_input_noise)
 
 
 class AdversarialAutoencoder(PhasedModel):
@@ -63,6 +111,10 @@ class AdversarialAutoencoder(PhasedModel):
     decoder: code -> pixel logits. discriminator: code (concatenated with the one-hot label when
     `supervised`) -> logit. `prior`: an `aae.priors` object with `dim == latent_dim`.
     Supervised: fit(x, y); each digit's prior samples come from its own region of the prior.
+    `d_input_noise` > 0 adds Gaussian noise of that std to the codes and prior samples the
+    discriminator sees in training (not to the one-hot label): it then judges the codes'
+    distribution smoothed at that scale, so it stops pushing on gaps between digits narrower than
+    the noise (results/tuning-2d-aae/).
     Reconstruction loss is BCE *summed* over pixels (nats per image, comparable with the VAE);
     each phase has its own Adam optimizer, so the loss scales of the phases do not interact.
     """
@@ -70,7 +122,7 @@ class AdversarialAutoencoder(PhasedModel):
     tracked = ("reconstruction_loss", "discriminator_loss", "discriminator_accuracy", "generator_loss")
 
     def __init__(self, encoder, decoder, discriminator, prior, posterior="deterministic",
-                 supervised=False, seed=None, **kwargs):
+                 supervised=False, seed=None, d_input_noise=0.0, **kwargs):
         super().__init__(**kwargs)
         self.posterior = _check_posterior(posterior)
         n_out = len(encoder.outputs)
@@ -98,6 +150,11 @@ class AdversarialAutoencoder(PhasedModel):
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.prior, self.supervised, self.latent_dim = prior, bool(supervised), latent_dim
         self.seed = seed
+        if not (isinstance(d_input_noise, (int, float)) and not isinstance(d_input_noise, bool)
+                and d_input_noise >= 0):
+            raise ValueError(f"d_input_noise is the std of the noise added to the discriminator's "
+                             f"code inputs, a number >= 0 (0: none), got {d_input_noise!r}.")
+        self.d_input_noise = float(d_input_noise)
         self.seed_generator = keras.random.SeedGenerator(seed)
         # A different seed for the posterior noise, so it is not the prior's noise stream again.
         self.sampling = Sampling(seed=None if seed is None else seed + 1, name="sampling")
@@ -138,6 +195,12 @@ class AdversarialAutoencoder(PhasedModel):
         out = self.encoder(x, training=training)
         return self.sampling(out) if self.posterior == "gaussian" else out
 
+    def _noisy(self, z, training):
+        """`z` plus N(0, d_input_noise^2) noise in training calls (the discriminator's view)."""
+        if not (training and self.d_input_noise):
+            return z
+        return z + self.d_input_noise * keras.random.normal(ops.shape(z), seed=self.seed_generator)
+
     def _with_label(self, z, onehot):
         return z if onehot is None else ops.concatenate([z, onehot], axis=-1)
 
@@ -161,8 +224,9 @@ class AdversarialAutoencoder(PhasedModel):
         # (2a) Discriminator: prior samples are "real" (1), codes "fake" (0). The codes from
         # phase 1 are reused (one encoder pass fewer); both halves go through D in one call.
         z_prior = self.prior.sample_tensor(n, self.seed_generator, labels=y if self.supervised else None)
-        d_in = ops.concatenate([self._with_label(z_prior, onehot),
-                                self._with_label(ops.stop_gradient(z), onehot)], axis=0)
+        d_in = ops.concatenate([self._with_label(self._noisy(z_prior, training), onehot),
+                                self._with_label(self._noisy(ops.stop_gradient(z), training), onehot)],
+                               axis=0)
 
         def discriminator():
             logits = self.discriminator(d_in, training=training)
@@ -178,7 +242,8 @@ class AdversarialAutoencoder(PhasedModel):
         # (2b) Generator: the encoder makes D call its codes "real" (non-saturating loss).
         def generator():
             z = self._code(x, training)
-            logits = self.discriminator(self._with_label(z, onehot), training=training)
+            logits = self.discriminator(self._with_label(self._noisy(z, training), onehot),
+                                        training=training)
             return ops.mean(ops.softplus(-logits)), None
 
         g_loss, _ = step("generator", generator)

@@ -164,3 +164,50 @@ def test_adam_helper_decays_by_the_cosine_closed_form():
     for bad in (0, -5, 2.5, True):
         with pytest.raises(ValueError, match="decay_steps"):
             adam(1e-3, bad)
+
+
+@pytest.mark.parametrize("posterior", ["deterministic", "gaussian"])
+def test_encoder_batch_norm_trains_and_moves_its_statistics(posterior):
+    keras.utils.set_random_seed(0)
+    model = adversarial_autoencoder(GaussianPrior(2), [64, 64], [32], posterior=posterior, seed=0,
+                                    encoder_batch_norm=True)
+    norms = [layer for layer in model.encoder.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 2
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.decoder.layers)
+    model.compile(*(keras.optimizers.Adam(1e-3) for _ in range(3)))
+    x, _ = toy_digits(64)
+    means = [np.asarray(n.moving_mean).copy() for n in norms]
+    history = model.fit(x, batch_size=32, epochs=1, verbose=0)
+    assert np.isfinite(history.history["reconstruction_loss"][0])
+    # the training calls advance the moving statistics (on JAX through the phases' state too)
+    assert all(not np.allclose(a, np.asarray(n.moving_mean)) for a, n in zip(means, norms))
+    assert np.array_equal(model.encode(x), model.encode(x))  # inference uses the moving statistics
+    assert model.encode(x).shape == (64, 2)
+
+
+def test_code_batch_norm_standardises_each_batch_of_codes():
+    keras.utils.set_random_seed(0)
+    model = adversarial_autoencoder(GaussianPrior(2), [64], [32], seed=0, code_batch_norm=True)
+    x, _ = toy_digits(256)
+    z = np.asarray(model.encoder(x, training=True))
+    assert np.allclose(z.mean(0), 0, atol=1e-4) and np.allclose(z.std(0), 1, atol=1e-2)
+    with pytest.raises(ValueError, match="GaussianPrior of scale 1"):
+        adversarial_autoencoder(MixturePrior(), [16], [16], code_batch_norm=True)
+    with pytest.raises(ValueError, match="deterministic posterior"):
+        adversarial_autoencoder(GaussianPrior(2), [16], [16], posterior="gaussian", code_batch_norm=True)
+
+
+def test_discriminator_input_noise_in_training_only():
+    model = make(GaussianPrior(2))
+    noisy = make(GaussianPrior(2))
+    noisy.d_input_noise = 0.5
+    z = keras.ops.zeros((4096, 2))
+    assert np.array_equal(np.asarray(noisy._noisy(z, training=False)), np.zeros((4096, 2)))
+    assert np.std(np.asarray(noisy._noisy(z, training=True))) == pytest.approx(0.5, rel=0.05)
+    assert np.array_equal(np.asarray(model._noisy(z, training=True)), np.zeros((4096, 2)))
+    x, _ = toy_digits(64)
+    built = adversarial_autoencoder(GaussianPrior(2), HIDDEN, HIDDEN, seed=0, d_input_noise=0.3)
+    built.compile(*(keras.optimizers.Adam(1e-3) for _ in range(3)))
+    assert np.isfinite(built.fit(x, batch_size=32, epochs=1, verbose=0).history["discriminator_loss"][0])
+    with pytest.raises(ValueError, match="d_input_noise"):
+        adversarial_autoencoder(GaussianPrior(2), HIDDEN, HIDDEN, d_input_noise=-1)

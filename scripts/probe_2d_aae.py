@@ -1,0 +1,193 @@
+"""Train one of notebook 04's 2-D adversarial autoencoders and record, per epoch, how well its
+codes separate the digits and how well they match the prior (issue 21).
+
+One run = (prior, recipe, seed). It trains, as notebook 04's 2-D models do, on the first 50,000
+MNIST training images (the last 10,000 are the notebook's Parzen hold-out and are never trained
+on) and records after every epoch: the 5-NN accuracy of the test codes (fitted on the training
+codes), the codes' mean and std per axis, the share of test codes beyond 3 prior std from the
+prior's centre (Gaussian prior only; prior: 1.1 %), the epoch's mean discriminator accuracy and
+reconstruction loss; for the supervised priors the share of test codes in their own digit's
+region (notebook 04's `own_region_rate`), for the unsupervised mixture the components reached
+and the centre/gap shares (notebook 04's `mixture_coverage`). Writes <out>/<name>.json.
+
+    KERAS_BACKEND=jax python scripts/probe_2d_aae.py --name g-g3e-4 --g-lr 3e-4
+    python scripts/probe_2d_aae.py --table   # the README's table of every run in results/tuning-2d-aae
+
+The "train s" of a run is the time inside its epochs, measurements excluded; on a shared 2-core
+CPU it is only a rough guide.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from aae.adversarial import adversarial_autoencoder  # noqa: E402
+from aae.data import load_mnist  # noqa: E402
+from aae.metrics import _jsonable, knn_accuracy  # noqa: E402
+from aae.phases import adam  # noqa: E402
+from aae.priors import GaussianPrior, MixturePrior, SwissRollPrior  # noqa: E402
+from aae.runtime import compile_options, runtime_info  # noqa: E402
+
+PRIORS = ("gaussian", "mixture", "swiss_roll", "supervised")
+PRIOR_POINTS = 5000  # notebook 04's prior_points: labelled prior samples for the own-region rate
+
+
+def make_prior(name):
+    """Notebook 04's priors at its default parameter values; supervised or not."""
+    if name == "gaussian":
+        return GaussianPrior(2), False
+    if name == "swiss_roll":
+        return SwissRollPrior(4.0, 1.5, 0.15), True
+    return MixturePrior(10, radius=4.0, std=0.5), name == "supervised"
+
+
+def mixture_coverage(z, prior):
+    """Notebook 04's cell 10: share near each component, in the gaps, in the ring's centre."""
+    z = np.asarray(z, "float64")
+    distance = np.linalg.norm(z[:, None, :] - prior.means[None], axis=-1)
+    near = distance.min(1) <= 2 * prior.std
+    return {"component_share": np.bincount(distance.argmin(1)[near], minlength=prior.n_classes) / len(z),
+            "centre_share": float(np.mean(np.linalg.norm(z, axis=1) < prior.radius / 2)),
+            "gap_share": float(np.mean(~near))}
+
+
+class Probe(keras.callbacks.Callback):
+    """Measures the codes after every epoch (the measurements' time is not training time)."""
+
+    def __init__(self, args, prior, supervised, data, record):
+        super().__init__()
+        self.args, self.prior, self.supervised, self.record = args, prior, supervised, record
+        self.x_fit, self.y_fit, self.x_test, self.y_test = data
+        self.train_seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.train_seconds += time.perf_counter() - self._start
+        model, k = self.model, self.args.knn_neighbors
+        z_fit, z_test = model.encode(self.x_fit), model.encode(self.x_test)
+        row = {"epoch": epoch + 1, "train_seconds": self.train_seconds,
+               "knn_accuracy": knn_accuracy(z_fit, self.y_fit, z_test, self.y_test, k=k),
+               "code_mean": np.mean(z_test, 0).tolist(), "code_std": np.std(z_test, 0).tolist(),
+               "discriminator_accuracy": float(logs["discriminator_accuracy"]),
+               "discriminator_loss": float(logs["discriminator_loss"]),
+               "generator_loss": float(logs["generator_loss"]),
+               "reconstruction_loss": float(logs["reconstruction_loss"])}
+        if isinstance(self.prior, GaussianPrior):
+            row["beyond_3std"] = float(np.mean(np.linalg.norm(z_test, axis=1) > 3 * self.prior.scale))
+        if self.supervised:
+            z_prior, region = self.prior.sample(PRIOR_POINTS, self.args.seed, return_labels=True)
+            row["own_region_rate"] = knn_accuracy(z_prior, region, z_test, self.y_test, k=k)
+        elif isinstance(self.prior, MixturePrior):
+            cov = mixture_coverage(z_test, self.prior)
+            row.update(components_reached=int((cov["component_share"] >= 0.5 / self.prior.n_classes).sum()),
+                       centre_share=cov["centre_share"], gap_share=cov["gap_share"])
+        self.record.append(row)
+        extra = "".join(f" {key} {row[key]:.3f}" for key in ("beyond_3std", "own_region_rate", "gap_share")
+                        if key in row)
+        extra += f" components {row['components_reached']}" if "components_reached" in row else ""
+        print(f"epoch {epoch + 1}: {self.train_seconds:.0f} s, kNN {row['knn_accuracy']:.4f}, "
+              f"std {row['code_std'][0]:.2f} {row['code_std'][1]:.2f}, D acc "
+              f"{row['discriminator_accuracy']:.3f}, rec {row['reconstruction_loss']:.1f}{extra}",
+              flush=True)
+
+
+def table(out):
+    """Markdown rows, one per run in `out` (sorted by prior, then name), for its README."""
+    rows = []
+    for path in sorted(Path(out).glob("*.json")):
+        run = json.loads(path.read_text())
+        m, a = run["metrics"], run["parameters"]
+        f = m["final"]
+        recipe = (f"rec {a['lr']:g} / D {a['d_lr']:g} / G {a['g_lr']:g}, beta_1 {a['beta_1']:g}"
+                  + (f", hidden {'x'.join(map(str, a['hidden']))}" if a["hidden"] != [512, 512] else "")
+                  + (f", D {'x'.join(map(str, a['d_hidden']))}" if a["d_hidden"] != [512, 256] else "")
+                  + (", Gaussian posterior" if a["posterior"] == "gaussian" else "")
+                  + (", encoder batch norm" if a["encoder_batch_norm"] else "")
+                  + (", code batch norm" if a.get("code_batch_norm") else "")
+                  + (f", D input noise {a['d_noise']:g}" if a.get("d_noise") else "")
+                  + (", constant rates" if a["no_decay"] else "") + (f", batch {a['batch_size']}" if a["batch_size"] != 128 else ""))
+        knn = " / ".join(f"{e['knn_accuracy']:.2f}" for e in m["epochs"])
+        other = (f"beyond 3 std {f['beyond_3std']:.3f}" if "beyond_3std" in f else
+                 f"own region {f['own_region_rate']:.3f}" if "own_region_rate" in f else
+                 f"components {f['components_reached']}, gaps {f['gap_share']:.2f}, centre {f['centre_share']:.2f}"
+                 if "components_reached" in f else "")
+        rows.append((a["prior"], path.stem,
+                     f"| {path.stem} | {a['prior']} | {recipe} | {a['seed']} | {len(m['epochs'])} | {knn} | "
+                     f"{f['code_std'][0]:.2f}, {f['code_std'][1]:.2f} | {other} | {f['discriminator_accuracy']:.2f} | "
+                     f"{f['reconstruction_loss']:.1f} | {m['train_seconds']:.0f} | {m['backend']} |"))
+    head = ("| run | prior | recipe (Adam rates) | seed | epochs | kNN per epoch | codes' std | prior fit | D acc | "
+            "rec. loss | train s | backend |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    order = {name: i for i, name in enumerate(PRIORS)}
+    return "\n".join([head] + [r for _, _, r in sorted(rows, key=lambda r: (order[r[0]], r[1]))])
+
+
+def main(argv=None):
+    if argv is None and sys.argv[1:2] == ["--table"]:
+        print(table(sys.argv[2] if len(sys.argv) > 2 else "results/tuning-2d-aae"))
+        return
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--name", required=True)
+    p.add_argument("--out", default="results/tuning-2d-aae")
+    p.add_argument("--prior", choices=PRIORS, default="gaussian")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
+    p.add_argument("--d-hidden", type=int, nargs="+", default=[512, 256])
+    p.add_argument("--posterior", choices=("deterministic", "gaussian"), default="deterministic")
+    p.add_argument("--encoder-batch-norm", action="store_true",
+                   help="batch normalisation after each hidden layer of the encoder")
+    p.add_argument("--code-batch-norm", action="store_true",
+                   help="standardise each axis of a batch of codes (Gaussian prior only)")
+    p.add_argument("--d-noise", type=float, default=0.0,
+                   help="std of the Gaussian noise on the discriminator's code inputs (training only)")
+    p.add_argument("--lr", type=float, default=1e-3, help="reconstruction phase")
+    p.add_argument("--d-lr", type=float, default=1e-3, help="discriminator phase")
+    p.add_argument("--g-lr", type=float, default=1e-3, help="generator phase")
+    p.add_argument("--beta-1", type=float, default=0.9, help="Adam beta_1 of D and G")
+    p.add_argument("--no-decay", action="store_true", help="constant rates instead of cosine decay to 0")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--knn-neighbors", type=int, default=5)
+    p.add_argument("--train-size", type=int, default=None, help="first images of the 50,000 (probe the probe)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    keras.utils.set_random_seed(args.seed)
+    (x_train, y_train), (x_test, y_test) = load_mnist(os.environ.get("AAE_DATA_DIR"))
+    x_fit, y_fit = x_train[:-10_000][:args.train_size], y_train[:-10_000][:args.train_size]
+    prior, supervised = make_prior(args.prior)
+    options = {"encoder_batch_norm": True} if args.encoder_batch_norm else {}
+    if args.code_batch_norm:
+        options["code_batch_norm"] = True
+    if args.d_noise:
+        options["d_input_noise"] = args.d_noise
+    model = adversarial_autoencoder(prior, args.hidden, args.d_hidden, posterior=args.posterior,
+                                    supervised=supervised, seed=args.seed, **options)
+    steps = args.epochs * -(-len(x_fit) // args.batch_size)
+    decay = None if args.no_decay else steps
+    model.compile(ae_optimizer=adam(args.lr, decay), d_optimizer=adam(args.d_lr, decay, args.beta_1),
+                  g_optimizer=adam(args.g_lr, decay, args.beta_1), **compile_options(1, True))
+    record = []
+    probe = Probe(args, prior, supervised, (x_fit, y_fit, x_test, y_test), record)
+    model.fit(x_fit, y_fit if supervised else None, batch_size=args.batch_size, epochs=args.epochs,
+              verbose=0, callbacks=[probe])
+    result = {"final": record[-1], "epochs": record, "train_seconds": probe.train_seconds,
+              "backend": keras.backend.backend(), "train_images": len(x_fit), "test_images": len(x_test)}
+    path = Path(args.out) / f"{args.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"metrics": _jsonable(result), "parameters": _jsonable(vars(args)),
+                                "runtime": runtime_info()}, indent=2, sort_keys=True) + "\n")
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
