@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["JUDGE_ACCURACY", "FAIR_BAND", "MIN_CLEAR_MASS", "occupancy_verdict", "zero_word", "ordinal",
+           "seed_groups", "over_seeds", "seed_verdict",
            "recommend_sparse"]
 
 # A judge below this test accuracy makes the occupancy numbers say little (notebook 05 warns):
@@ -98,3 +99,75 @@ def recommend_sparse(rows, target_p, baseline="plain-32"):
         lines.append(f"unpenalised autoencoder: BCE {base['test_bce']:.4f} -> the recommended variant "
                      f"{word} the bar")
     return {"recommended": best, "baseline": base, "lines": lines}
+
+
+# -- over seeds (notebook 05) --------------------------------------------------------------------
+def seed_groups(names):
+    """{base name: [names]} for saved models named `<base>` (its first seed) and `<base>_seed<k>`
+    (further seeds of the same model), in the order given; `vae`, `vae_seed2` -> {"vae": [...]}."""
+    import re
+
+    groups = {}
+    for name in names:
+        match = re.fullmatch(r"(.+)_seed\d+", name)
+        groups.setdefault(match.group(1) if match else name, []).append(name)
+    return groups
+
+
+def over_seeds(summaries, classes=None):
+    """Per-class numbers of one model trained from several seeds: {"n_seeds", "clear_mass" (the
+    share of prior mass that decodes to a clear class, per seed), "over_representation" (per class,
+    per seed; None where nothing is clear), "mean"/"std" (over seeds, per class), "least" (per seed:
+    the smallest over-representation, the least-served class against its fair share)}.
+
+    `summaries`: the `aae.occupancy.occupancy_summary` of each seed's model.
+    """
+    runs = list(summaries)
+    ratios = np.array([[np.nan if s["over_representation"][str(d)] is None else s["over_representation"][str(d)]
+                        for d in range(10)] for s in runs], float)
+    clear = [1.0 - float(s["prior_mass_share"]["unclear"]) for s in runs]
+    import warnings
+
+    with warnings.catch_warnings():  # a class no seed could judge: NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(ratios, 0), (np.nanstd(ratios, 0, ddof=1) if len(runs) > 1 else np.zeros(10))
+    json_ready = lambda a: [[None if np.isnan(v) else float(v) for v in row] for row in np.atleast_2d(a)]  # noqa: E731
+    return {"n_seeds": len(runs), "clear_mass": clear, "over_representation": json_ready(ratios),
+            "mean": json_ready(mean)[0], "std": json_ready(std)[0],
+            "least": [float(np.nanmin(r)) if np.isfinite(r).any() else None for r in ratios]}
+
+
+def seed_verdict(model, stats, classes=None):
+    """Sentences on which occupancy findings of `model` hold for every seed (`over_seeds`'s stats)."""
+    name = (lambda d: str(d)) if classes is None else (lambda d: classes[d])
+    n = stats["n_seeds"]
+    ratios = np.asarray(stats["over_representation"], float)
+    judged = [i for i, c in enumerate(stats["clear_mass"]) if c >= MIN_CLEAR_MASS]
+    clear = ", ".join(f"{100 * c:.0f} %" for c in stats["clear_mass"])
+    if not judged:
+        return (f"{model}, {n} seeds: less than {MIN_CLEAR_MASS:.0%} of the prior mass decodes to a clear class "
+                f"for every seed ({clear}), so the balance is not judged.")
+    zero = ratios[judged, 0]
+    over, under = int(np.sum(zero > 1)), int(np.sum(zero < 1))
+    fair = int(np.sum((FAIR_BAND[0] <= zero) & (zero <= FAIR_BAND[1])))
+    span = f"{np.nanmin(zero):.2f}-{np.nanmax(zero):.2f}"
+    k = len(judged)
+    if fair == k:
+        word = f"about fairly represented for every seed ({span} of its fair share)"
+    elif over == k:
+        word = f"over-represented for every seed ({span} times its fair share)"
+    elif under == k:
+        word = f"under-represented for every seed ({span} of its fair share)"
+    else:
+        word = (f"over-represented for {over} of {k} seeds and under-represented for {under} ({span} of its "
+                f"fair share): the answer does not survive a change of seed")
+    most = [int(np.nanargmax(r)) for r in ratios[judged]]
+    same_most = len(set(most)) == 1
+    least = [stats["least"][i] for i in judged]
+    text = (f"{model}, {n} seeds (clear prior mass {clear}): {name(0)} is {word}. "
+            + (f"The most over-represented class is {name(most[0])} for every seed. " if same_most else
+               f"The most over-represented class changes with the seed ({', '.join(name(m) for m in most)}). ")
+            + f"The least-served class gets {min(least):.2f}-{max(least):.2f} of its fair share.")
+    if k < n:
+        text += f" ({n - k} seed{'s' * (n - k > 1)} with too little clear mass left out.)"
+    return text

@@ -263,3 +263,29 @@ def test_trains_on_each_backend(backend):
     assert out["backend"] == backend
     assert all(np.isfinite(out["ce"])) and out["ce"][-1] < 0.5 * out["ce"][0], out["ce"]
     assert out["error"] < 0.3
+
+
+# -- clustering on MNIST -------------------------------------------------------------------------
+def _cluster_fit(x, batch_norm, seed=0):
+    from aae.phases import adam
+
+    keras.utils.set_random_seed(seed)
+    model = build_semisupervised_aae(5, 16, (256, 256), (256, 256), seed=seed, supervised=False,
+                                     batch_norm=batch_norm)
+    model.compile(ae_optimizer=adam(1e-3), d_optimizer=adam(1e-3, beta_1=0.5), g_optimizer=adam(1e-3, beta_1=0.5))
+    model.fit(x, batch_size=100, epochs=4, verbose=0)
+    return model
+
+
+def test_short_clustering_fit_uses_most_clusters_with_batch_norm_and_collapses_without(mnist_dir):
+    from aae.data import load_mnist
+
+    (x, y), _ = load_mnist(mnist_dir)
+    x_fit, x_val, y_val = x[:4000], x[-2000:], y[-2000:]
+    used = {}
+    for batch_norm in (False, True):
+        q = _cluster_fit(x_fit, batch_norm).predict_proba(x_val)
+        used[batch_norm] = len(np.unique(q.argmax(1)))
+        if batch_norm:  # and the clusters mean something: far better than one label for all (90 % error)
+            assert cluster_error(q, y_val, q, y_val, "majority") < 0.6
+    assert used[True] >= 14 and used[False] <= 4, used

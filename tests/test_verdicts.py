@@ -1,4 +1,5 @@
 """The sentences and rules that write what the notebooks and the README say (aae.verdicts)."""
+import numpy as np
 import pytest
 
 from aae.verdicts import occupancy_verdict, ordinal, recommend_sparse, zero_word
@@ -85,3 +86,42 @@ def test_other_datasets_name_their_classes():
     assert text.startswith("vae: T-shirt/top is over-represented.")
     assert "clear class, the largest" in text and "most over-represented class is Sneaker" in text
     assert "digit" not in text and "of the training classes" in text
+
+
+# -- over seeds ----------------------------------------------------------------------------------
+from aae.verdicts import over_seeds, seed_groups, seed_verdict  # noqa: E402
+
+
+def _seed_summary(ratios, unclear=0.2):
+    return {"over_representation": {str(d): r for d, r in enumerate(ratios)},
+            "prior_mass_share": {"unclear": unclear}}
+
+
+def test_seed_groups_gather_a_models_seeds():
+    names = ["aae_gaussian", "aae_supervised", "vae", "aae_gaussian_seed1", "vae_seed2", "aae_gaussian_seed2"]
+    assert seed_groups(names) == {"aae_gaussian": ["aae_gaussian", "aae_gaussian_seed1", "aae_gaussian_seed2"],
+                                  "aae_supervised": ["aae_supervised"], "vae": ["vae", "vae_seed2"]}
+
+
+def test_over_seeds_statistics_and_verdicts():
+    a = [1.5] + [0.5] + [1.0] * 8
+    b = [1.3] + [0.7] + [1.0] * 8
+    c = [1.2] + [0.3] + [1.0] * 8
+    stats = over_seeds([_seed_summary(a), _seed_summary(b), _seed_summary(c, unclear=0.4)])
+    assert stats["n_seeds"] == 3 and stats["clear_mass"] == pytest.approx([0.8, 0.8, 0.6])
+    assert stats["mean"][0] == pytest.approx(4.0 / 3) and stats["std"][0] == pytest.approx(np.std([1.5, 1.3, 1.2], ddof=1))
+    assert stats["least"] == pytest.approx([0.5, 0.7, 0.3])
+    text = seed_verdict("aae_gaussian", stats)
+    assert "0 is over-represented for every seed (1.20-1.50 times its fair share)" in text
+    assert "most over-represented class is 0 for every seed" in text
+    assert "0.30-0.70 of its fair share" in text
+    # the answer flips with the seed
+    flip = over_seeds([_seed_summary([1.4] + [1.0] * 9), _seed_summary([0.6] + [1.2] * 9)])
+    text = seed_verdict("vae", flip, classes=[f"c{d}" for d in range(10)])
+    assert "over-represented for 1 of 2 seeds and under-represented for 1" in text and "does not survive" in text
+    assert "changes with the seed (c0, c1)" in text
+    # too little clear mass: not judged; a seed with too little is left out of the verdict
+    none = over_seeds([_seed_summary([None] * 10, unclear=1.0), _seed_summary([1.0] * 10, unclear=0.95)])
+    assert "not judged" in seed_verdict("m", none)
+    part = over_seeds([_seed_summary([1.05] * 10), _seed_summary([1.0] * 10, unclear=0.95)])
+    assert "about fairly represented for every seed" in seed_verdict("m", part) and "1 seed with too little" in seed_verdict("m", part)
