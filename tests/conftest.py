@@ -27,3 +27,14 @@ def mnist_dir():
         if candidate and (Path(candidate) / "mnist.npz").is_file():
             return Path(candidate)
     pytest.fail("mnist.npz not found: set AAE_DATA_DIR to the folder that holds it")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_pages_untouched():
+    """No test may write the project's own pages (README.md, docs/, results/README.md): a full run
+    into a temporary project once rewrote the real README's generated blocks."""
+    pages = [ROOT / "README.md", ROOT / "results" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    before = {p: p.read_bytes() for p in pages if p.exists()}
+    yield
+    changed = [str(p.relative_to(ROOT)) for p, text in before.items() if not p.exists() or p.read_bytes() != text]
+    assert not changed, f"the tests changed {changed}"

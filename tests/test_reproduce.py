@@ -343,6 +343,7 @@ def _tiny_project(tmp_path, monkeypatch):
     (root / "notebooks").mkdir(parents=True)
     for name, value in (("PROJECT_ROOT", root), ("RESULTS", root / "results")):
         monkeypatch.setattr(reproduce, name, value)
+    monkeypatch.setattr(summary, "PROJECT_ROOT", root)  # the pages its generated blocks go to (README.md, docs/)
     return root
 
 
