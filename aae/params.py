@@ -161,6 +161,7 @@ RULES = {
     "steps_per_execution": POSITIVE_INT,
     "learning_rate": POSITIVE,
     "learning_rate_2d": POSITIVE,
+    "learning_rate_2d_supervised": POSITIVE,
     "learning_rate_8d": POSITIVE,
     "d_learning_rate": POSITIVE,
     "g_learning_rate": POSITIVE,
