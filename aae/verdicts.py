@@ -125,7 +125,7 @@ def over_seeds(summaries, classes=None):
     runs = list(summaries)
     ratios = np.array([[np.nan if s["over_representation"][str(d)] is None else s["over_representation"][str(d)]
                         for d in range(10)] for s in runs], float)
-    clear = [1.0 - float(s["prior_mass_share"]["unclear"]) for s in runs]
+    clear = [max(0.0, 1.0 - float(s["prior_mass_share"]["unclear"])) for s in runs]
     import warnings
 
     with warnings.catch_warnings():  # a class no seed could judge: NaN, quietly
