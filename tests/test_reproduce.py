@@ -249,8 +249,14 @@ def test_paper_table_puts_the_long_runs_mean_and_spread_beside_the_paper(tmp_pat
 
     for seed, error, best, cat_d, knn in ((0, 0.047, 20, 0.58, 0.71), (1, 0.051, 24, 0.6, 0.8), (2, 0.052, 23, 0.59, 0.77)):
         write(long / f"long_100_labels_seed{seed}.json", run(error, best, 24, 1500.0, cat_d, knn),
-              {"seed": seed, "n_labels": 100})
-    write(long / "long_1000_labels_seed0.json", run(0.0345, 10, 10, 660.0, 0.57, 0.5), {"seed": 0, "n_labels": 1000})
+              {"seed": seed, "n_labels": 100, "batch_norm": True, "latent_dim": 5})
+    # a run of the earlier recipe (its arguments have no batch_norm): the table says so
+    write(long / "long_1000_labels_seed0.json", run(0.0345, 10, 10, 660.0, 0.57, 0.5),
+          {"seed": 0, "n_labels": 1000, "latent_dim": 10})
+    for seed, error, used in ((0, 0.20, 16), (1, 0.10, 15)):  # clustering: no epoch is chosen
+        write(long / f"long_16_clusters_seed{seed}.json",
+              {"test_error": error, "epochs_run": 40, "seconds": 1800.0, "clusters_used": used},
+              {"seed": seed, "n_labels": 0, "n_classes": 16, "batch_norm": True, "latent_dim": 5})
     (long / "long_1000_labels_seed1.partial.json").write_text("{}")  # a run under way: not read
     parzen = {"parzen": {"mean_nats": 330.04, "stderr_nats": 1.96},
               "experiments": {"gaussian_8d": {"train_seconds": 2400.0}}}
@@ -261,6 +267,11 @@ def test_paper_table_puts_the_long_runs_mean_and_spread_beside_the_paper(tmp_pat
     assert ("| semi-supervised error, 100 labels | 1.90 ± 0.10 % | - | 5.00 ± 0.26 % (3 seeds: 0, 1, 2; 24 epochs, "
             "the weights of epoch 20, 24, 23 chosen on validation; Test CPU (2 cores), JAX, 25 min per run) |") in table
     assert "| 1.60 ± 0.08 % | - | 3.45 % (seed 0; 10 epochs, the weights of epoch 10 chosen" in table
+    assert "JAX, 11 min per run; earlier recipe: z of 10, no batch norm, two separate discriminators) |" in table
+    # mean 15.0, sample std of 20 and 10: 7.07
+    assert ("| clustering error, 16 clusters | 9.55 ± 2.1 % | - | 15.00 ± 7.07 % (2 seeds: 0, 1; 40 epochs, "
+            "clusters used 16, 15; Test CPU (2 cores), JAX, 30 min per run) |") in table
+    assert "| clustering error, 30 clusters | 4.10 ± 1.13 % | - | - |" in table
     assert ("| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | - | 330.0 ± 2.0 nats (60 epochs, "
             "[1200, 1200] units, dropout 0.2, prior std 5.0; Test CPU (2 cores), JAX, 40 min) |") in table
     assert "Notebook 06 has not run into this folder yet." in table
