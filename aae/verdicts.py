@@ -6,6 +6,9 @@ tests can check the words against constructed cases.
 """
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 
 __all__ = ["JUDGE_ACCURACY", "FAIR_BAND", "MIN_CLEAR_MASS", "occupancy_verdict", "zero_word", "ordinal",
@@ -105,8 +108,6 @@ def recommend_sparse(rows, target_p, baseline="plain-32"):
 def seed_groups(names):
     """{base name: [names]} for saved models named `<base>` (its first seed) and `<base>_seed<k>`
     (further seeds of the same model), in the order given; `vae`, `vae_seed2` -> {"vae": [...]}."""
-    import re
-
     groups = {}
     for name in names:
         match = re.fullmatch(r"(.+)_seed\d+", name)
@@ -114,7 +115,7 @@ def seed_groups(names):
     return groups
 
 
-def over_seeds(summaries, classes=None):
+def over_seeds(summaries):
     """Per-class numbers of one model trained from several seeds: {"n_seeds", "clear_mass" (the
     share of prior mass that decodes to a clear class, per seed), "over_representation" (per class,
     per seed; None where nothing is clear), "mean"/"std" (over seeds, per class), "least" (per seed:
@@ -126,8 +127,6 @@ def over_seeds(summaries, classes=None):
     ratios = np.array([[np.nan if s["over_representation"][str(d)] is None else s["over_representation"][str(d)]
                         for d in range(10)] for s in runs], float)
     clear = [max(0.0, 1.0 - float(s["prior_mass_share"]["unclear"])) for s in runs]
-    import warnings
-
     with warnings.catch_warnings():  # a class no seed could judge: NaN, quietly
         warnings.simplefilter("ignore", RuntimeWarning)
         mean, std = np.nanmean(ratios, 0), (np.nanstd(ratios, 0, ddof=1) if len(runs) > 1 else np.zeros(10))
