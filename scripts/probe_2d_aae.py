@@ -116,6 +116,7 @@ def table(out):
                   + (", encoder batch norm" if a["encoder_batch_norm"] else "")
                   + (", code batch norm" if a.get("code_batch_norm") else "")
                   + (f", D input noise {a['d_noise']:g}" if a.get("d_noise") else "")
+                  + (f", dropout {a['dropout']:g}" if a.get("dropout") else "")
                   + (", constant rates" if a["no_decay"] else "") + (f", batch {a['batch_size']}" if a["batch_size"] != 128 else ""))
         knn = " / ".join(f"{e['knn_accuracy']:.2f}" for e in m["epochs"])
         other = (f"beyond 3 std {f['beyond_3std']:.3f}" if "beyond_3std" in f else
@@ -150,6 +151,8 @@ def main(argv=None):
                    help="standardise each axis of a batch of codes (Gaussian prior only)")
     p.add_argument("--d-noise", type=float, default=0.0,
                    help="std of the Gaussian noise on the discriminator's code inputs (training only)")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout after each hidden layer of encoder and decoder (training only)")
     p.add_argument("--lr", type=float, default=1e-3, help="reconstruction phase")
     p.add_argument("--d-lr", type=float, default=1e-3, help="discriminator phase")
     p.add_argument("--g-lr", type=float, default=1e-3, help="generator phase")
@@ -170,6 +173,8 @@ def main(argv=None):
         options["code_batch_norm"] = True
     if args.d_noise:
         options["d_input_noise"] = args.d_noise
+    if args.dropout:
+        options["dropout"] = args.dropout
     model = adversarial_autoencoder(prior, args.hidden, args.d_hidden, posterior=args.posterior,
                                     supervised=supervised, seed=args.seed, **options)
     steps = args.epochs * -(-len(x_fit) // args.batch_size)
