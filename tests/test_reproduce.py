@@ -256,7 +256,8 @@ def test_paper_table_puts_the_long_runs_mean_and_spread_beside_the_paper(tmp_pat
     for seed, error, used in ((0, 0.20, 16), (1, 0.10, 15)):  # clustering: no epoch is chosen
         write(long / f"long_16_clusters_seed{seed}.json",
               {"test_error": error, "epochs_run": 40, "seconds": 1800.0, "clusters_used": used},
-              {"seed": seed, "n_labels": 0, "n_classes": 16, "batch_norm": True, "latent_dim": 5})
+              {"seed": seed, "n_labels": 0, "n_classes": 16, "batch_norm": True, "latent_dim": 5,
+               "hidden": [500, 500]})
     (long / "long_1000_labels_seed1.partial.json").write_text("{}")  # a run under way: not read
     parzen = {"parzen": {"mean_nats": 330.04, "stderr_nats": 1.96},
               "experiments": {"gaussian_8d": {"train_seconds": 2400.0}}}
@@ -270,7 +271,7 @@ def test_paper_table_puts_the_long_runs_mean_and_spread_beside_the_paper(tmp_pat
     assert "JAX, 11 min per run; earlier recipe: z of 10, no batch norm, two separate discriminators) |" in table
     # mean 15.0, sample std of 20 and 10: 7.07
     assert ("| clustering error, 16 clusters | 9.55 ± 2.1 % | - | 15.00 ± 7.07 % (2 seeds: 0, 1; 40 epochs, "
-            "clusters used 16, 15; Test CPU (2 cores), JAX, 30 min per run) |") in table
+            "500x500 units, clusters used 16, 15; Test CPU (2 cores), JAX, 30 min per run) |") in table
     assert "| clustering error, 30 clusters | 4.10 ± 1.13 % | - | - |" in table
     assert ("| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | - | 330.0 ± 2.0 nats (60 epochs, "
             "[1200, 1200] units, dropout 0.2, prior std 5.0; Test CPU (2 cores), JAX, 40 min) |") in table

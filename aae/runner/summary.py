@@ -243,12 +243,14 @@ def _long_semi(folder, stem):
         seeds = ", ".join(str(r["parameters"]["seed"]) for r in runs)
         spread = f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f} % ({len(runs)} seeds: {seeds}"
     params, recipe = runs[0]["parameters"], ""
+    widths = sorted({"x".join(map(str, r["parameters"]["hidden"])) for r in runs if r["parameters"].get("hidden")})
+    units = f", {'/'.join(widths)} units" if widths else ""
     if not params.get("batch_norm"):  # runs before notebook 06's batch-norm encoder (or without it)
         recipe = f"; earlier recipe: z of {params.get('latent_dim')}, no batch norm, two separate discriminators"
     if clustering:
         used = ", ".join(str(r["metrics"]["clusters_used"]) for r in runs)
-        return f"{spread}; {'/'.join(map(str, epochs))} epochs, clusters used {used}; {where} per run{recipe})"
-    return (f"{spread}; {'/'.join(map(str, epochs))} epochs, the weights of epoch {chosen} chosen on "
+        return f"{spread}; {'/'.join(map(str, epochs))} epochs{units}, clusters used {used}; {where} per run{recipe})"
+    return (f"{spread}; {'/'.join(map(str, epochs))} epochs{units}, the weights of epoch {chosen} chosen on "
             f"validation; {where} per run{recipe})")
 
 
