@@ -8,9 +8,9 @@ epoch with the best validation error. Writes <out>/<name>.json (per-epoch logs, 
     KERAS_BACKEND=jax python scripts/train_semisupervised.py --n-labels 100 --epochs 40 --seed 0 \
         --name long_100_labels_seed0
 
-The defaults are the settings of the first long runs in results/long-semisupervised/ (z of 10, no batch
-norm, two separate discriminators); `make long-results` adds notebook 06's present recipe
-(--latent-dim 5 --batch-norm --joint-style).
+The defaults are the settings of the first long runs, now in results/long-semisupervised/earlier-recipe/
+(z of 10, no batch norm, two separate discriminators, 2 x 1000 networks); `make long-results` runs notebook
+06's present recipe (--latent-dim 5 --batch-norm --joint-style, 2 x 500 networks).
 """
 from __future__ import annotations
 

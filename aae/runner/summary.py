@@ -279,16 +279,25 @@ def long_failure_modes(folder):
     return "\n".join(lines) + "\n"
 
 
+EARLIER = "earlier-recipe"  # results/<long_runs>/earlier-recipe/metrics: the first longer runs, before notebook 06's choices
+
+
 def paper_table(results, long_runs="long-semisupervised", long_aae="long-aae"):
     """Markdown table: the AAE paper's MNIST numbers beside ours, from notebook 06's and 04's metrics
-    in `results`, the longer semi-supervised runs' metrics in `results/<long_runs>/metrics` and
-    notebook 04's long setting in `results/<long_aae>/metrics` ("-" where missing)."""
+    in `results`, the longer semi-supervised runs' metrics in `results/<long_runs>/metrics` (and,
+    in a column of their own when the folder exists, those of the earlier recipe in
+    `results/<long_runs>/earlier-recipe/metrics`) and notebook 04's long setting in
+    `results/<long_aae>/metrics` ("-" where missing)."""
     results = Path(results)
     read = lambda p: json.loads(p.read_text()) if p.is_file() else {}  # noqa: E731
     semi = read(results / "metrics" / "semi_supervised_aae.json")
     m = semi.get("metrics", {})
     where = _where(semi.get("runtime"), m.get("seconds", 0))
-    lines = ["| result (MNIST) | paper | ours, notebook default | ours, longer run |", "|---|---:|---:|---:|"]
+    earlier = results / long_runs / EARLIER / "metrics"
+    earlier = earlier if earlier.is_dir() else None
+    lines = ["| result (MNIST) | paper | ours, notebook default | ours, longer run |"
+             + (" ours, longer run, earlier recipe |" if earlier else ""),
+             "|---|---:|---:|---:|" + ("---:|" if earlier else "")]
     for what, paper, (group, key), stem in PAPER_ROWS:
         ours = "-"
         if group == "semi_supervised" and key in m.get(group, {}):
@@ -301,7 +310,8 @@ def paper_table(results, long_runs="long-semisupervised", long_aae="long-aae"):
                     f"{'' if c['clusters_used'] == 1 else 's'} used; "
                     f"majority vote {100 * c['test_error_majority']:.1f} %)")
         longer = _long_semi(results / long_runs / "metrics", stem) if stem else "-"
-        lines.append(f"| {what} | {paper} | {ours} | {longer} |")
+        before = (f" {_long_semi(earlier, stem) if stem else '-'} |") if earlier else ""
+        lines.append(f"| {what} | {paper} | {ours} | {longer} |{before}")
     parzen = []
     for folder in (results, results / long_aae):
         run = read(folder / "metrics" / "adversarial_autoencoder.json")
@@ -316,10 +326,12 @@ def paper_table(results, long_runs="long-semisupervised", long_aae="long-aae"):
                      f"{p.get('prior_scale_8d')}; {_where(run.get('runtime'), seconds)}")
         parzen.append(text + ")")
     if parzen != ["-", "-"]:
-        lines.append(f"| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | {parzen[0]} | {parzen[1]} |")
+        lines.append(f"| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | {parzen[0]} | {parzen[1]} |"
+                     + (" - |" if earlier else ""))
     lines.append("")
     lines.append(f"Notebook default measured on {where}." if semi else "Notebook 06 has not run into this folder yet.")
-    failure = long_failure_modes(results / long_runs / "metrics")
-    if failure:
-        lines += ["", failure.rstrip("\n")]
+    for folder, which in ((results / long_runs / "metrics", ""), (earlier, ", earlier recipe")):
+        failure = long_failure_modes(folder) if folder else ""
+        if failure:
+            lines += ["", failure.rstrip("\n").replace("| longer runs, last epoch |", f"| longer runs{which}, last epoch |", 1)]
     return "\n".join(lines) + "\n"
