@@ -40,15 +40,15 @@ test: $(VENV)/.installed-$(KERAS_BACKEND)
 lab: $(VENV)/.installed-$(KERAS_BACKEND)
 	$(VENV)/bin/jupyter lab notebooks/ $(ARGS)
 
-# The AAE paper's settings, trained far longer than `make results` can (hours on a CPU; JAX was the
-# fastest backend here): the semi-supervised AAE with 100 and 1,000 labels and clustering with 16 and
+# The AAE paper's settings, trained far longer than `make results` can (about 2.5 hours on this 2-core CPU;
+# JAX was the fastest backend here): the semi-supervised AAE with 100 and 1,000 labels and clustering with 16 and
 # 30 clusters, three seeds each, and
 # notebook 04's "long" Parzen setting. The README's paper table is rebuilt from their metrics.
 # Labels: notebook 06's recipe (batch-norm encoder, z of 5, the joint style discriminator, its rates and
 # 2 x 500 networks), 20 epochs instead of 3.
 LONG_RECIPE := --latent-dim 5 --batch-norm --joint-style --hidden 500 500 --d-hidden 500 500
 # Clustering: notebook 06's clustering recipe (batch-norm encoder, z of 5, two separate discriminators, its
-# adversary rates and 2 x 500 networks), 20 epochs instead of 3: about 15 minutes a run on this 2-core CPU.
+# adversary rates and 2 x 500 networks), 20 epochs instead of 3. Each run took 6-10 minutes on this 2-core CPU (JAX).
 LONG_CLUSTERS := --latent-dim 5 --batch-norm --hidden 500 500 --d-hidden 500 500 --epochs 20 --d-lr 1e-3 --g-lr 1e-3
 long-results: $(VENV)/.installed-$(KERAS_BACKEND)
 	for s in 0 1 2; do $(PY) scripts/train_semisupervised.py $(LONG_RECIPE) --name long_100_labels_seed$$s --n-labels 100 --seed $$s --epochs 20 || exit 1; done
