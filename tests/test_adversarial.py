@@ -231,7 +231,7 @@ def xla_allowed():
         config.enable_op_determinism()
 
 
-def test_the_compiled_train_step_makes_the_updates_of_the_plain_one():
+def test_the_compiled_train_step_gives_the_losses_of_the_plain_one():
     """Notebooks 04 and 06 compile their train steps with XLA on TensorFlow (jit_compile=True); the
     quick run does not (its models are too small to repay the compile). So here: from one seed, a
     few steps with and without XLA give the same losses. Not the same bits: under XLA TensorFlow
