@@ -115,13 +115,14 @@ def ssaae_discriminator(width, d_hidden=(1000, 1000), seed=None, name="discrimin
 
 def build_semisupervised_aae(latent_dim=10, n_classes=10, hidden=(1000, 1000), d_hidden=(1000, 1000),
                              original_dim=784, seed=None, input_noise=0.3, supervised=True, dropout=0.0,
-                             batch_norm=False, input_dropout=0.0, joint_style=False):
+                             batch_norm=False, input_dropout=0.0, joint_style=False,
+                             cat_temperature=None, cat_d_noise=0.0):
     """The four networks and the model. `supervised=False`: clustering (no labelled phase).
 
     Every network's weights and the model's noise come from `seed` (None: unseeded). `dropout`:
     rate of the encoder's dropout after each hidden layer (0: none); `batch_norm` and
-    `input_dropout`: the encoder's (`ssaae_encoder`). `joint_style`: the style discriminator sees
-    [y, z] (`SemiSupervisedAAE`).
+    `input_dropout`: the encoder's (`ssaae_encoder`). `joint_style`, `cat_temperature` and
+    `cat_d_noise`: the model's (`SemiSupervisedAAE`).
     """
     s = (lambda k: None if seed is None else seed * 1000 + k)
     return SemiSupervisedAAE(
@@ -131,7 +132,8 @@ def build_semisupervised_aae(latent_dim=10, n_classes=10, hidden=(1000, 1000), d
         ssaae_discriminator(n_classes, d_hidden, seed=s(400), name="cat_discriminator"),
         ssaae_discriminator(latent_dim + n_classes * bool(joint_style), d_hidden, seed=s(600),
                             name="gauss_discriminator"),
-        input_noise=input_noise, supervised=supervised, seed=s(800), joint_style=joint_style)
+        input_noise=input_noise, supervised=supervised, seed=s(800), joint_style=joint_style,
+        cat_temperature=cat_temperature, cat_d_noise=cat_d_noise)
 
 
 def _d_terms(logits, n):
@@ -157,13 +159,21 @@ class SemiSupervisedAAE(PhasedModel):
     prior samples pair a one-hot y with an independent z ~ N(0, I). Two separate discriminators
     match only the marginals q(y) and q(z), so z may still say which digit it is (and the decoder
     then ignores y); matching the joint code to p(y) p(z) asks for z independent of y.
+
+    `cat_temperature` (None: exact one-hot prior samples): the categorical prior's samples are
+    relaxed one-hot vectors instead, softmax((Gumbel noise) / temperature) (the Gumbel-softmax, or
+    Concrete, distribution over a uniform Cat(n_classes)); near 0 they approach one-hot. A soft
+    q(y|x) then no longer gives itself away by being soft. `cat_d_noise` > 0: Gaussian noise of
+    that std on everything the categorical discriminator sees while training (prior samples and
+    codes, in the discriminator and generator phases alike), which blurs the same cue.
     """
 
     tracked = ("reconstruction_loss", "cat_d_loss", "cat_d_accuracy", "gauss_d_loss",
                "gauss_d_accuracy", "generator_loss", "supervised_loss", "supervised_accuracy")
 
     def __init__(self, encoder, decoder, cat_discriminator, gauss_discriminator, input_noise=0.3,
-                 supervised=True, seed=None, joint_style=False, **kwargs):
+                 supervised=True, seed=None, joint_style=False, cat_temperature=None, cat_d_noise=0.0,
+                 **kwargs):
         if len(encoder.outputs) != 2:
             raise ValueError("the encoder must have two outputs [class logits, style z]; build it "
                              "with ssaae_encoder().")
@@ -179,6 +189,12 @@ class SemiSupervisedAAE(PhasedModel):
                                  f"{what} = {width}.")
         if not (isinstance(input_noise, (int, float)) and np.isfinite(input_noise) and input_noise >= 0):
             raise ValueError(f"input_noise is a standard deviation and must be >= 0, got {input_noise!r}.")
+        if cat_temperature is not None and not (isinstance(cat_temperature, (int, float))
+                                                and np.isfinite(cat_temperature) and cat_temperature > 0):
+            raise ValueError(f"cat_temperature must be None (one-hot prior samples) or a number > 0, "
+                             f"got {cat_temperature!r}.")
+        if not (isinstance(cat_d_noise, (int, float)) and np.isfinite(cat_d_noise) and cat_d_noise >= 0):
+            raise ValueError(f"cat_d_noise is a standard deviation and must be >= 0, got {cat_d_noise!r}.")
         if supervised and n_classes < 2:
             raise ValueError("supervised training needs n_classes >= 2")
         # The class's `tracked`, less the supervised terms when clustering: set before
@@ -191,6 +207,8 @@ class SemiSupervisedAAE(PhasedModel):
         self.n_classes, self.latent_dim = n_classes, latent_dim
         self.input_noise, self.supervised, self.seed = float(input_noise), bool(supervised), seed
         self.joint_style = bool(joint_style)
+        self.cat_temperature = None if cat_temperature is None else float(cat_temperature)
+        self.cat_d_noise = float(cat_d_noise)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
 
@@ -223,6 +241,20 @@ class SemiSupervisedAAE(PhasedModel):
         if not training or self.input_noise == 0.0:
             return x
         return x + self.input_noise * keras.random.normal(ops.shape(x), seed=self.seed_generator)
+
+    def _cat_prior(self, n):
+        """n samples of the categorical prior: one-hot, or relaxed one-hot (`cat_temperature`)."""
+        if self.cat_temperature is None:
+            return ops.one_hot(keras.random.randint((n,), 0, self.n_classes, seed=self.seed_generator),
+                               self.n_classes)
+        u = keras.random.uniform((n, self.n_classes), 1e-6, 1.0 - 1e-6, seed=self.seed_generator)
+        return ops.softmax(-ops.log(-ops.log(u)) / self.cat_temperature, axis=-1)
+
+    def _cat_d(self, q, training):
+        """The categorical discriminator's logits for q, with its input noise while training."""
+        if training and self.cat_d_noise:
+            q = q + self.cat_d_noise * keras.random.normal(ops.shape(q), seed=self.seed_generator)
+        return self.cat_discriminator(q, training=training)
 
     def _split_inputs(self, x, y):
         if isinstance(x, dict):
@@ -259,8 +291,7 @@ class SemiSupervisedAAE(PhasedModel):
         rec, (q, z) = step("reconstruction", reconstruction)
 
         # (2a) Discriminators: prior samples real (1), codes fake (0); codes from phase 1.
-        cat = ops.one_hot(keras.random.randint((n,), 0, self.n_classes, seed=self.seed_generator),
-                          self.n_classes)
+        cat = self._cat_prior(n)
         gauss = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
         cat_in = ops.concatenate([cat, ops.stop_gradient(q)], axis=0)
         if self.joint_style:  # the prior p(y) p(z): a one-hot y drawn independently of z
@@ -270,7 +301,7 @@ class SemiSupervisedAAE(PhasedModel):
             gauss_in = ops.concatenate([gauss, ops.stop_gradient(z)], axis=0)
 
         def discriminator():
-            c_loss, c_acc = _d_terms(self.cat_discriminator(cat_in, training=training), n)
+            c_loss, c_acc = _d_terms(self._cat_d(cat_in, training), n)
             g_loss, g_acc = _d_terms(self.gauss_discriminator(gauss_in, training=training), n)
             return c_loss + g_loss, (c_loss, c_acc, g_loss, g_acc)
 
@@ -280,7 +311,7 @@ class SemiSupervisedAAE(PhasedModel):
         def generator():
             logits, z = self.encoder(x_in, training=training)
             q = ops.softmax(logits, axis=-1)
-            loss = (ops.mean(ops.softplus(-self.cat_discriminator(q, training=training)))
+            loss = (ops.mean(ops.softplus(-self._cat_d(q, training)))
                     + ops.mean(ops.softplus(-self.gauss_discriminator(
                         ops.concatenate([q, z], -1) if self.joint_style else z, training=training))))
             return loss, None

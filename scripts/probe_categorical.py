@@ -73,6 +73,9 @@ def main(argv=None):
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--batch-norm", action="store_true", help="batch norm in the encoder, heads included")
     p.add_argument("--joint-style", action="store_true", help="the style discriminator sees [y, z]")
+    p.add_argument("--cat-temperature", type=float, default=None,
+                   help="relaxed one-hot prior samples at this temperature (default: exact one-hot)")
+    p.add_argument("--cat-d-noise", type=float, default=0.0, help="std of the noise on the categorical D's inputs")
     p.add_argument("--styles", type=int, default=300, help="test styles for content follows y")
     p.add_argument("--judge", default=".cache/judge_mnist.keras", help="where the digit classifier is kept")
     args = p.parse_args(argv)
@@ -88,7 +91,8 @@ def main(argv=None):
     model = build_semisupervised_aae(args.latent_dim, n_classes, tuple(args.hidden), tuple(args.d_hidden),
                                      seed=args.seed, input_noise=args.input_noise, supervised=supervised,
                                      dropout=args.dropout, batch_norm=args.batch_norm,
-                                     input_dropout=args.input_dropout, joint_style=args.joint_style)
+                                     input_dropout=args.input_dropout, joint_style=args.joint_style,
+                                     cat_temperature=args.cat_temperature, cat_d_noise=args.cat_d_noise)
     steps = args.epochs * -(-len(x_fit) // args.batch_size)
     decay = None if args.no_decay else steps
     model.compile(ae_optimizer=adam(args.lr, decay), d_optimizer=adam(args.d_lr, decay, args.beta_1),

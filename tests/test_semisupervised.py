@@ -233,6 +233,43 @@ def test_builder_rejects_bad_settings():
         build_semisupervised_aae(2, 3, 8, (8,), 12)
     with pytest.raises(ValueError, match="input_noise"):
         build_semisupervised_aae(2, 3, (8,), (8,), 12, input_noise=-1.0)
+    with pytest.raises(ValueError, match="cat_temperature must be None"):
+        build_semisupervised_aae(2, 3, (8,), (8,), 12, cat_temperature=0.0)
+    with pytest.raises(ValueError, match="cat_d_noise is a standard deviation"):
+        build_semisupervised_aae(2, 3, (8,), (8,), 12, cat_d_noise=-0.1)
+
+
+def test_relaxed_prior_is_the_concrete_distribution_and_the_default_is_exactly_one_hot():
+    from keras import ops
+    hard = ops.convert_to_numpy(_tiny()._cat_prior(2000))
+    assert set(np.unique(hard)) == {0.0, 1.0} and np.all(hard.sum(1) == 1)
+    tau = 0.5
+    soft = ops.convert_to_numpy(_tiny(cat_temperature=tau)._cat_prior(40_000)).astype("float64")
+    np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
+    assert soft.min() > 0 and soft.max() < 1
+    # Gumbel-max: the argmax is uniform over the 3 classes
+    np.testing.assert_allclose(np.bincount(soft.argmax(1), minlength=3) / len(soft), 1 / 3, atol=0.01)
+    # log(y_0 / y_1) = (g_0 - g_1) / tau with g_0 - g_1 ~ Logistic(0, 1), of variance pi^2 / 3
+    ratio = np.log(soft[:, 0] / soft[:, 1])
+    assert abs(ratio.mean()) < 0.05
+    np.testing.assert_allclose(ratio.var(), np.pi ** 2 / 3 / tau ** 2, rtol=0.05)
+    # colder is closer to one-hot
+    cold = ops.convert_to_numpy(_tiny(cat_temperature=0.1)._cat_prior(5000))
+    assert cold.max(1).mean() > soft.max(1).mean() + 0.1
+
+
+def test_categorical_discriminator_noise_only_while_training():
+    from keras import ops
+    model = _tiny(cat_d_noise=0.3)
+    q = np.full((500, 3), 1 / 3, "float32")
+    plain = ops.convert_to_numpy(model.cat_discriminator(q, training=False))
+    np.testing.assert_allclose(ops.convert_to_numpy(model._cat_d(q, False)), plain, rtol=1e-6)
+    assert np.abs(ops.convert_to_numpy(model._cat_d(q, True)) - plain).mean() > 1e-4
+    x, _ = _toy()
+    clustering = _tiny(supervised=False, cat_temperature=0.3, cat_d_noise=0.3)
+    clustering.compile()
+    logs = clustering.fit(x, batch_size=20, epochs=2, verbose=0).history
+    assert all(np.isfinite(v[-1]) for v in logs.values())
 
 
 # -- every backend -------------------------------------------------------------------------------

@@ -302,8 +302,9 @@ def paper_table(results, long_runs="long-semisupervised", long_aae="long-aae"):
         ours = "-"
         if group == "semi_supervised" and key in m.get(group, {}):
             s = m[group][key]
-            ours = (f"{s['test_error_percent_mean']:.2f} ± {s['test_error_percent_std']:.2f} % "
-                    f"({len(s['test_error_percent_per_seed'])} seeds, {m.get('epochs')} epochs)")
+            n = len(s["test_error_percent_per_seed"])
+            ours = (f"{s['test_error_percent_mean']:.2f}" + (f" ± {s['test_error_percent_std']:.2f}" if n > 1 else "")
+                    + f" % ({n} seed{'s' * (n > 1)}, {m.get('epochs')} epochs)")
         elif group == "clustering" and key in m.get(group, {}):
             c = m[group][key]
             ours = (f"{100 * c['test_error']:.1f} % ({c['clusters_used']} cluster"
