@@ -59,7 +59,10 @@ def quick_run(tmp_path_factory, mnist_dir):
     out = tmp_path_factory.mktemp("quick")
     before = {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")}
     committed = {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
-    rows = reproduce.run(only=QUICK_ONLY, quick=True, output_dir=out, progress=False, overrides=SIZES)
+    taken = set().union(*(reproduce.notebook_parameters(p) for name, p in reproduce.discover().items()
+                          if QUICK_ONLY is None or name in QUICK_ONLY))
+    rows = reproduce.run(only=QUICK_ONLY, quick=True, output_dir=out, progress=False,
+                         overrides={k: v for k, v in SIZES.items() if k in taken})
     return out, rows, before, committed
 
 
@@ -90,7 +93,7 @@ def test_quick_mode_end_to_end(quick_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert imread(png).shape[0] > 50
     runs = json.loads((out / "timings.json").read_text())
-    table = (out / "README.md").read_text()
+    table = (out / "README.md").read_text() if QUICK_ONLY is None else None  # a run of some notebooks writes none
     for name, seconds, numbers in rows:
         [metrics_file] = runs[name]["metrics"]  # the file the notebook wrote, whatever its name
         data = json.loads((out / metrics_file).read_text())
@@ -99,7 +102,7 @@ def test_quick_mode_end_to_end(quick_run):
             if key in QUICK_RANGES:
                 low, high = QUICK_RANGES[key]
                 assert low <= value <= high, (name, key, value)
-            if isinstance(value, float):
+            if isinstance(value, float) and table is not None:
                 assert f"{key} = {value:.4g}" in table  # the summary shows the notebook's own numbers
         # the parameters recorded are the notebook's own defaults with the quick values injected
         defaults = reproduce._defaults(reproduce.notebook_parameters(reproduce.discover()[name]))
@@ -110,7 +113,7 @@ def test_quick_mode_end_to_end(quick_run):
         assert not any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", []))
         assert figure_cells_without_image(executed) == [], f"{name}: figure cells with no stored image"
         assert noisy_outputs(executed, allowed=str(out)) == [], name  # the folder it was told to write to
-    assert "| **total** |" in table
+    assert table is None or "| **total** |" in table
     # quick mode never touches the committed notebooks or results
     assert before == {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")}
     assert committed == {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}

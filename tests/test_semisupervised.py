@@ -246,7 +246,7 @@ def test_relaxed_prior_is_the_concrete_distribution_and_the_default_is_exactly_o
     tau = 0.5
     soft = ops.convert_to_numpy(_tiny(cat_temperature=tau)._cat_prior(40_000)).astype("float64")
     np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
-    assert soft.min() > 0 and soft.max() < 1
+    assert soft.min() > 0  # (a row's max may round to 1.0 in float32)
     # Gumbel-max: the argmax is uniform over the 3 classes
     np.testing.assert_allclose(np.bincount(soft.argmax(1), minlength=3) / len(soft), 1 / 3, atol=0.01)
     # log(y_0 / y_1) = (g_0 - g_1) / tau with g_0 - g_1 ~ Logistic(0, 1), of variance pi^2 / 3
