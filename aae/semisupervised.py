@@ -24,6 +24,7 @@ import numpy as np
 import keras
 from keras import layers, ops
 
+from .checks import non_negative, positive
 from .checks import positive_int as check_positive_int
 from .losses import bce_sum_from_logits
 from .models import batched, decode_batched, dense_stack
@@ -189,12 +190,9 @@ class SemiSupervisedAAE(PhasedModel):
                                  f"{what} = {width}.")
         if not (isinstance(input_noise, (int, float)) and np.isfinite(input_noise) and input_noise >= 0):
             raise ValueError(f"input_noise is a standard deviation and must be >= 0, got {input_noise!r}.")
-        if cat_temperature is not None and not (isinstance(cat_temperature, (int, float))
-                                                and np.isfinite(cat_temperature) and cat_temperature > 0):
-            raise ValueError(f"cat_temperature must be None (one-hot prior samples) or a number > 0, "
-                             f"got {cat_temperature!r}.")
-        if not (isinstance(cat_d_noise, (int, float)) and np.isfinite(cat_d_noise) and cat_d_noise >= 0):
-            raise ValueError(f"cat_d_noise is a standard deviation and must be >= 0, got {cat_d_noise!r}.")
+        if cat_temperature is not None:
+            positive("cat_temperature", cat_temperature, " None gives exact one-hot prior samples.")
+        non_negative("cat_d_noise", cat_d_noise, " It is a standard deviation (0: no noise).")
         if supervised and n_classes < 2:
             raise ValueError("supervised training needs n_classes >= 2")
         # The class's `tracked`, less the supervised terms when clustering: set before

@@ -233,9 +233,9 @@ def test_builder_rejects_bad_settings():
         build_semisupervised_aae(2, 3, 8, (8,), 12)
     with pytest.raises(ValueError, match="input_noise"):
         build_semisupervised_aae(2, 3, (8,), (8,), 12, input_noise=-1.0)
-    with pytest.raises(ValueError, match="cat_temperature must be None"):
+    with pytest.raises(ValueError, match="cat_temperature must be a finite number > 0, got 0.0. None gives exact one-hot"):
         build_semisupervised_aae(2, 3, (8,), (8,), 12, cat_temperature=0.0)
-    with pytest.raises(ValueError, match="cat_d_noise is a standard deviation"):
+    with pytest.raises(ValueError, match="cat_d_noise must be a finite number >= 0, got -0.1. It is a standard deviation"):
         build_semisupervised_aae(2, 3, (8,), (8,), 12, cat_d_noise=-0.1)
 
 
