@@ -61,18 +61,21 @@ def batch_norm_encoder(latent_dim, hidden, original_dim=784, variational=False, 
 
 
 def standardised_codes(encoder, prior):
-    """`encoder` (one output, the code) followed by BatchNormalization(center=False, scale=False):
-    in training calls every axis of a batch of codes is standardised to mean 0 and std 1, so the
-    reconstruction phase cannot spread the codes past the prior's scale and the generator only has
-    to shape them; in inference calls the moving averages are used. Only for a prior with mean 0
-    and std 1 on every axis (`GaussianPrior(dim)`, scale 1)."""
+    """`encoder` (one output, the code) followed by BatchNormalization(center=False, scale=False)
+    and a fixed rescaling by the prior's std: in training calls every axis of a batch of codes is
+    standardised to mean 0 and the prior's std, so the reconstruction phase cannot spread the codes
+    past the prior's scale and the generator only has to shape them; in inference calls the moving
+    averages are used. Only for a prior with mean 0 and the same std on every axis
+    (`GaussianPrior(dim, scale)`)."""
     if len(encoder.outputs) != 1:
         raise ValueError("code_batch_norm needs the deterministic posterior (an encoder with one output).")
-    if not (isinstance(prior, GaussianPrior) and prior.scale == 1.0):
-        raise ValueError(f"code_batch_norm standardises the codes to mean 0 and std 1, so it needs a "
-                         f"GaussianPrior of scale 1, got {prior!r}.")
+    if not isinstance(prior, GaussianPrior):
+        raise ValueError(f"code_batch_norm standardises the codes to mean 0 and the prior's std on every "
+                         f"axis, so it needs a GaussianPrior, got {prior!r}.")
     code = layers.BatchNormalization(center=False, scale=False, dtype="float32",
                                      name="code_batch_norm")(encoder.outputs[0])
+    if prior.scale != 1.0:
+        code = layers.Rescaling(prior.scale, dtype="float32", name="code_prior_scale")(code)
     return keras.Model(encoder.input, code, name=encoder.name)
 
 
@@ -85,7 +88,7 @@ def adversarial_autoencoder(prior, hidden=(512, 512), d_hidden=(512, 256), poste
     encoder and decoder while training. `encoder_batch_norm`: batch normalisation before each
     hidden activation of the encoder (`batch_norm_encoder`). `code_batch_norm`: the
     deterministic code is batch-normalised without scale or offset, so each axis of a batch of
-    codes has mean 0 and std 1, a standard normal prior's (`standardised_codes`).
+    codes has mean 0 and the Gaussian prior's std (`standardised_codes`).
     `d_input_noise` > 0: the discriminator sees codes and prior samples with Gaussian noise of that std added (training
     only; see `AdversarialAutoencoder`). Compile it with one optimizer per
     phase (`compile`)."""

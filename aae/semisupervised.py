@@ -188,8 +188,7 @@ class SemiSupervisedAAE(PhasedModel):
             if d.inputs[0].shape[-1] != width:
                 raise ValueError(f"{d.name} takes {d.inputs[0].shape[-1]} inputs but needs "
                                  f"{what} = {width}.")
-        if not (isinstance(input_noise, (int, float)) and np.isfinite(input_noise) and input_noise >= 0):
-            raise ValueError(f"input_noise is a standard deviation and must be >= 0, got {input_noise!r}.")
+        non_negative("input_noise", input_noise, " It is a standard deviation (0: no noise).")
         if cat_temperature is not None:
             positive("cat_temperature", cat_temperature, " None gives exact one-hot prior samples.")
         non_negative("cat_d_noise", cat_d_noise, " It is a standard deviation (0: no noise).")

@@ -136,6 +136,19 @@ def over_seeds(summaries):
             "least": [float(np.nanmin(r)) if np.isfinite(r).any() else None for r in ratios]}
 
 
+def _span(values):
+    """"lo-hi" of `values` at two decimals, or the one value when they round alike."""
+    low, high = f"{np.nanmin(values):.2f}", f"{np.nanmax(values):.2f}"
+    return low if low == high else f"{low}-{high}"
+
+
+def _per_seed(kind, classes, name):
+    """"The <kind> class is 4 for every seed" or "... changes with the seed (4, 5, 4)"."""
+    if len(set(classes)) == 1:
+        return f"The {kind} class is {name(classes[0])} for every seed"
+    return f"The {kind} class changes with the seed ({', '.join(name(c) for c in classes)})"
+
+
 def seed_verdict(model, stats, classes=None):
     """Sentences on which occupancy findings of `model` hold for every seed (`over_seeds`'s stats)."""
     name = (lambda d: str(d)) if classes is None else (lambda d: classes[d])
@@ -149,7 +162,7 @@ def seed_verdict(model, stats, classes=None):
     zero = ratios[judged, 0]
     over, under = int(np.sum(zero > 1)), int(np.sum(zero < 1))
     fair = int(np.sum((FAIR_BAND[0] <= zero) & (zero <= FAIR_BAND[1])))
-    span = f"{np.nanmin(zero):.2f}-{np.nanmax(zero):.2f}"
+    span = _span(zero)
     k = len(judged)
     if fair == k:
         word = f"about fairly represented for every seed ({span} of its fair share)"
@@ -161,12 +174,11 @@ def seed_verdict(model, stats, classes=None):
         word = (f"over-represented for {over} of {k} seeds and under-represented for {under} ({span} of its "
                 f"fair share): the answer does not survive a change of seed")
     most = [int(np.nanargmax(r)) for r in ratios[judged]]
-    same_most = len(set(most)) == 1
+    fewest = [int(np.nanargmin(r)) for r in ratios[judged]]
     least = [stats["least"][i] for i in judged]
     text = (f"{model}, {n} seeds (clear prior mass {clear}): {name(0)} is {word}. "
-            + (f"The most over-represented class is {name(most[0])} for every seed. " if same_most else
-               f"The most over-represented class changes with the seed ({', '.join(name(m) for m in most)}). ")
-            + f"The least-served class gets {min(least):.2f}-{max(least):.2f} of its fair share.")
+            + _per_seed("most over-represented", most, name) + ". "
+            + _per_seed("least-served", fewest, name) + f", with {_span(least)} of its fair share.")
     if k < n:
         text += f" ({n - k} seed{'s' * (n - k > 1)} with too little clear mass left out.)"
     return text

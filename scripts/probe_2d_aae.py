@@ -41,10 +41,10 @@ PRIORS = ("gaussian", "mixture", "swiss_roll", "supervised")
 PRIOR_POINTS = 5000  # notebook 04's prior_points: labelled prior samples for the own-region rate
 
 
-def make_prior(name):
+def make_prior(name, scale=1.0):
     """Notebook 04's priors at its default parameter values; supervised or not."""
     if name == "gaussian":
-        return GaussianPrior(2), False
+        return GaussianPrior(2, scale), False
     if name == "swiss_roll":
         return SwissRollPrior(4.0, 1.5, 0.15), True
     return MixturePrior(10, radius=4.0, std=0.5), name == "supervised"
@@ -58,6 +58,18 @@ def mixture_coverage(z, prior):
     return {"component_share": np.bincount(distance.argmin(1)[near], minlength=prior.n_classes) / len(z),
             "centre_share": float(np.mean(np.linalg.norm(z, axis=1) < prior.radius / 2)),
             "gap_share": float(np.mean(~near))}
+
+
+def fixed_noise_posterior(model, std, prior, supervised, seed):
+    """The same networks with a Gaussian posterior N(code, std^2 I) of fixed std: the encoder gets
+    a constant log-variance head, and the model samples codes in every training phase."""
+    enc = model.encoder
+    code = enc.outputs[0]
+    log_var = keras.layers.Lambda(lambda z: keras.ops.zeros_like(z) + 2 * float(np.log(std)),
+                                  name="fixed_log_var")(code)
+    encoder = keras.Model(enc.inputs, [code, log_var], name="encoder")
+    return type(model)(encoder, model.decoder, model.discriminator, prior, posterior="gaussian",
+                       supervised=supervised, seed=seed, d_input_noise=model.d_input_noise)
 
 
 class Probe(keras.callbacks.Callback):
@@ -117,6 +129,8 @@ def table(out):
                   + (", code batch norm" if a.get("code_batch_norm") else "")
                   + (f", D input noise {a['d_noise']:g}" if a.get("d_noise") else "")
                   + (f", dropout {a['dropout']:g}" if a.get("dropout") else "")
+                  + (f", code noise {a['code_noise']:g}" if a.get("code_noise") else "")
+                  + (f", prior std {a['prior_scale']:g}" if a.get("prior_scale", 1.0) != 1.0 else "")
                   + (", constant rates" if a["no_decay"] else "") + (f", batch {a['batch_size']}" if a["batch_size"] != 128 else ""))
         knn = " / ".join(f"{e['knn_accuracy']:.2f}" for e in m["epochs"])
         other = (f"beyond 3 std {f['beyond_3std']:.3f}" if "beyond_3std" in f else
@@ -153,6 +167,10 @@ def main(argv=None):
                    help="std of the Gaussian noise on the discriminator's code inputs (training only)")
     p.add_argument("--dropout", type=float, default=0.0,
                    help="dropout after each hidden layer of encoder and decoder (training only)")
+    p.add_argument("--code-noise", type=float, default=0.0,
+                   help="a Gaussian posterior of this fixed std: every training phase uses the code plus "
+                        "N(0, std^2) noise (measurements use the code itself)")
+    p.add_argument("--prior-scale", type=float, default=1.0, help="std of the Gaussian prior")
     p.add_argument("--lr", type=float, default=1e-3, help="reconstruction phase")
     p.add_argument("--d-lr", type=float, default=1e-3, help="discriminator phase")
     p.add_argument("--g-lr", type=float, default=1e-3, help="generator phase")
@@ -167,7 +185,7 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_mnist(os.environ.get("AAE_DATA_DIR"))
     x_fit, y_fit = x_train[:-10_000][:args.train_size], y_train[:-10_000][:args.train_size]
-    prior, supervised = make_prior(args.prior)
+    prior, supervised = make_prior(args.prior, args.prior_scale)
     options = {"encoder_batch_norm": True} if args.encoder_batch_norm else {}
     if args.code_batch_norm:
         options["code_batch_norm"] = True
@@ -177,6 +195,8 @@ def main(argv=None):
         options["dropout"] = args.dropout
     model = adversarial_autoencoder(prior, args.hidden, args.d_hidden, posterior=args.posterior,
                                     supervised=supervised, seed=args.seed, **options)
+    if args.code_noise:
+        model = fixed_noise_posterior(model, args.code_noise, prior, supervised, args.seed)
     steps = args.epochs * -(-len(x_fit) // args.batch_size)
     decay = None if args.no_decay else steps
     model.compile(ae_optimizer=adam(args.lr, decay), d_optimizer=adam(args.d_lr, decay, args.beta_1),

@@ -37,6 +37,8 @@ def main(argv=None):
     p.add_argument("--d-hidden", type=int, nargs="+", default=[512, 256])
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--prior-scale", type=float, default=1.0)
+    p.add_argument("--code-batch-norm", action="store_true",
+                   help="standardise each axis of a batch of codes to the prior's std")
     p.add_argument("--lr", type=float, default=2e-3, help="reconstruction")
     p.add_argument("--d-lr", type=float, default=1e-3)
     p.add_argument("--g-lr", type=float, default=1e-3)
@@ -49,7 +51,7 @@ def main(argv=None):
     (x_train, _), _ = load_mnist(os.environ.get("AAE_DATA_DIR"))
     x_fit, x_val = x_train[:-10_000], x_train[-10_000:]
     model = adversarial_autoencoder(GaussianPrior(8, args.prior_scale), args.hidden, args.d_hidden,
-                                    seed=args.seed, dropout=args.dropout)
+                                    seed=args.seed, dropout=args.dropout, code_batch_norm=args.code_batch_norm)
     steps = args.epochs * -(-len(x_fit) // args.batch_size)
     model.compile(ae_optimizer=adam(args.lr, steps), d_optimizer=adam(args.d_lr, steps),
                   g_optimizer=adam(args.g_lr, steps), **compile_options(1, True))

@@ -193,7 +193,10 @@ def test_code_batch_norm_standardises_each_batch_of_codes():
     x, _ = toy_digits(256)
     z = np.asarray(model.encoder(x, training=True))
     assert np.allclose(z.mean(0), 0, atol=1e-4) and np.allclose(z.std(0), 1, atol=1e-2)
-    with pytest.raises(ValueError, match="GaussianPrior of scale 1"):
+    wide = adversarial_autoencoder(GaussianPrior(3, scale=5.0), [64], [32], seed=0, code_batch_norm=True)
+    z = np.asarray(wide.encoder(x, training=True))
+    assert np.allclose(z.mean(0), 0, atol=1e-3) and np.allclose(z.std(0), 5, atol=5e-2)
+    with pytest.raises(ValueError, match="needs a GaussianPrior"):
         adversarial_autoencoder(MixturePrior(), [16], [16], code_batch_norm=True)
     with pytest.raises(ValueError, match="deterministic posterior"):
         adversarial_autoencoder(GaussianPrior(2), [16], [16], posterior="gaussian", code_batch_norm=True)

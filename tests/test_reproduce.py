@@ -51,6 +51,11 @@ def _tiny_notebook(path, body, params="x = 1\nresults_dir = '.'"):
 QUICK_ONLY = os.environ.get("AAE_TEST_NOTEBOOKS", "").split() or None
 
 
+def quick_notebooks():
+    """{name: path} of the notebooks the quick run covers (every one, or those of AAE_TEST_NOTEBOOKS)."""
+    return {name: p for name, p in reproduce.discover().items() if QUICK_ONLY is None or name in QUICK_ONLY}
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, mnist_dir):
     """Every notebook (or those of AAE_TEST_NOTEBOOKS) in quick mode, once, into a temporary folder,
@@ -59,8 +64,7 @@ def quick_run(tmp_path_factory, mnist_dir):
     out = tmp_path_factory.mktemp("quick")
     before = {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")}
     committed = {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
-    taken = set().union(*(reproduce.notebook_parameters(p) for name, p in reproduce.discover().items()
-                          if QUICK_ONLY is None or name in QUICK_ONLY))
+    taken = set().union(*map(reproduce.notebook_parameters, quick_notebooks().values()))
     rows = reproduce.run(only=QUICK_ONLY, quick=True, output_dir=out, progress=False,
                          overrides={k: v for k, v in SIZES.items() if k in taken})
     return out, rows, before, committed
@@ -84,7 +88,7 @@ QUICK_RANGES = {"test_neg_elbo_nats": (130, 400), "iwae_nll_nats": (120, 400), "
 
 def test_quick_mode_end_to_end(quick_run):
     out, rows, before, committed = quick_run
-    files = [p for name, p in reproduce.discover().items() if QUICK_ONLY is None or name in QUICK_ONLY]
+    files = list(quick_notebooks().values())
     assert QUICK_ONLY is None or len(files) == len(QUICK_ONLY)
     assert len(rows) == len(files) and all(name in path.stem for (name, *_), path in zip(rows, files))
     pngs = sorted(out.glob("*.png"))

@@ -114,12 +114,17 @@ def test_over_seeds_statistics_and_verdicts():
     text = seed_verdict("aae_gaussian", stats)
     assert "0 is over-represented for every seed (1.20-1.50 times its fair share)" in text
     assert "most over-represented class is 0 for every seed" in text
-    assert "0.30-0.70 of its fair share" in text
+    assert "The least-served class is 1 for every seed, with 0.30-0.70 of its fair share" in text
     # the answer flips with the seed
     flip = over_seeds([_seed_summary([1.4] + [1.0] * 9), _seed_summary([0.6] + [1.2] * 9)])
     text = seed_verdict("vae", flip, classes=[f"c{d}" for d in range(10)])
     assert "over-represented for 1 of 2 seeds and under-represented for 1" in text and "does not survive" in text
-    assert "changes with the seed (c0, c1)" in text
+    assert "most over-represented class changes with the seed (c0, c1)" in text
+    assert "least-served class changes with the seed (c1, c0)" in text
+    # a span that rounds to one value is given once
+    starved = over_seeds([_seed_summary([1.5] + [0.001] + [1.0] * 8), _seed_summary([1.4] + [0.004] + [1.0] * 8)])
+    text = seed_verdict("m", starved)
+    assert "least-served class is 1 for every seed, with 0.00 of its fair share" in text and "0.00-0.00" not in text
     # too little clear mass: not judged; a seed with too little is left out of the verdict
     none = over_seeds([_seed_summary([None] * 10, unclear=1.0), _seed_summary([1.0] * 10, unclear=0.95)])
     assert "not judged" in seed_verdict("m", none)
