@@ -8,9 +8,13 @@ codes), the codes' mean and std per axis, the share of test codes beyond 3 prior
 prior's centre (Gaussian prior only; prior: 1.1 %), the epoch's mean discriminator accuracy and
 reconstruction loss; for the supervised priors the share of test codes in their own digit's
 region (notebook 04's `own_region_rate`), for the unsupervised mixture the components reached
-and the centre/gap shares (notebook 04's `mixture_coverage`). Writes <out>/<name>.json.
+and the centre/gap shares (notebook 04's `mixture_coverage`). With `--judge` (notebook 05's saved
+digit classifier) the Gaussian prior's last epoch is also judged as notebook 05 judges it: the
+share of prior mass that decodes to a clear digit and each digit's share against its fair one.
+Writes <out>/<name>.json.
 
     KERAS_BACKEND=jax python scripts/probe_2d_aae.py --name g-g3e-4 --g-lr 3e-4
+    python scripts/probe_2d_aae.py --name g-x --judge results/models/digit_classifier.keras
     python scripts/probe_2d_aae.py --table   # the README's table of every run in results/tuning-2d-aae
 
 The "train s" of a run is the time inside its epochs, measurements excluded; on a shared 2-core
@@ -33,12 +37,14 @@ import numpy as np  # noqa: E402
 from aae.adversarial import adversarial_autoencoder  # noqa: E402
 from aae.data import load_mnist  # noqa: E402
 from aae.metrics import _jsonable, knn_accuracy  # noqa: E402
+from aae.occupancy import classify_grid, occupancy_summary  # noqa: E402
 from aae.phases import adam  # noqa: E402
 from aae.priors import GaussianPrior, MixturePrior, SwissRollPrior  # noqa: E402
 from aae.runtime import compile_options, runtime_info  # noqa: E402
 
 PRIORS = ("gaussian", "mixture", "swiss_roll", "supervised")
 PRIOR_POINTS = 5000  # notebook 04's prior_points: labelled prior samples for the own-region rate
+GRID_N, GRID_LIM, THRESHOLD = 200, 4.0, 0.9  # notebook 05's grid_n, grid_lim, confidence_threshold
 
 
 def make_prior(name, scale=1.0):
@@ -114,6 +120,17 @@ class Probe(keras.callbacks.Callback):
               flush=True)
 
 
+def judged(decoder, judge, train_labels):
+    """Notebook 05's numbers for an N(0, I) prior: clear prior mass and each digit against its fair share."""
+    grid = classify_grid(decoder, judge, lim=GRID_LIM, n=GRID_N, threshold=THRESHOLD)
+    summary = occupancy_summary(grid, np.bincount(train_labels, minlength=10))
+    ratio = [summary["over_representation"][str(d)] for d in range(10)]
+    ratio = [np.nan if r is None else r for r in ratio]
+    return {"clear_prior_mass": 1.0 - summary["prior_mass_share"]["unclear"], "kl_nats": summary["kl_nats"],
+            "over_representation": ratio, "least_served": int(np.nanargmin(ratio)),
+            "least_ratio": float(np.nanmin(ratio))}
+
+
 def table(out):
     """Markdown rows, one per run in `out` (sorted by prior, then name), for its README."""
     rows = []
@@ -133,7 +150,10 @@ def table(out):
                   + (f", prior std {a['prior_scale']:g}" if a.get("prior_scale", 1.0) != 1.0 else "")
                   + (", constant rates" if a["no_decay"] else "") + (f", batch {a['batch_size']}" if a["batch_size"] != 128 else ""))
         knn = " / ".join(f"{e['knn_accuracy']:.2f}" for e in m["epochs"])
-        other = (f"beyond 3 std {f['beyond_3std']:.3f}" if "beyond_3std" in f else
+        judge = m.get("judged")
+        judge = (f"; clear mass {judge['clear_prior_mass']:.2f}, least {judge['least_served']} at "
+                 f"{judge['least_ratio']:.2f}x, 0 at {judge['over_representation'][0]:.2f}x" if judge else "")
+        other = (f"beyond 3 std {f['beyond_3std']:.3f}{judge}" if "beyond_3std" in f else
                  f"own region {f['own_region_rate']:.3f}" if "own_region_rate" in f else
                  f"components {f['components_reached']}, gaps {f['gap_share']:.2f}, centre {f['centre_share']:.2f}"
                  if "components_reached" in f else "")
@@ -180,7 +200,14 @@ def main(argv=None):
     p.add_argument("--knn-neighbors", type=int, default=5)
     p.add_argument("--train-size", type=int, default=None, help="first images of the 50,000 (probe the probe)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--judge", default=None,
+                   help="notebook 05's saved digit classifier (results/models/digit_classifier.keras): judge the "
+                        "Gaussian prior's decoded grid after the last epoch as notebook 05 does")
     args = p.parse_args(argv)
+    if args.judge and (args.prior != "gaussian" or args.prior_scale != 1.0):
+        p.error("--judge measures the N(0, I) prior's mass: use it with --prior gaussian and --prior-scale 1")
+    if args.judge and not Path(args.judge).is_file():
+        p.error(f"--judge {args.judge}: no such file; notebook 05 saves it in results/models/digit_classifier.keras")
 
     keras.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_mnist(os.environ.get("AAE_DATA_DIR"))
@@ -207,6 +234,11 @@ def main(argv=None):
               verbose=0, callbacks=[probe])
     result = {"final": record[-1], "epochs": record, "train_seconds": probe.train_seconds,
               "backend": keras.backend.backend(), "train_images": len(x_fit), "test_images": len(x_test)}
+    if args.judge:
+        result["judged"] = judged(model.decoder, keras.saving.load_model(args.judge), y_train)
+        j = result["judged"]
+        print(f"judged: clear prior mass {j['clear_prior_mass']:.3f}, least-served digit {j['least_served']} at "
+              f"{j['least_ratio']:.2f}x its fair share, zero at {j['over_representation'][0]:.2f}x", flush=True)
     path = Path(args.out) / f"{args.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"metrics": _jsonable(result), "parameters": _jsonable(vars(args)),
