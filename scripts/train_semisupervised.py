@@ -126,6 +126,7 @@ def main(argv=None):
                       test_error_majority=cluster_error(q_val, y_val, q_test, y_test, "majority"),
                       clusters_used=int(len(np.unique(q_test.argmax(1)))))
     path = write_metrics(args.name, result, vars(args), results_dir=str(Path(args.out).parent))
+    partial.unlink(missing_ok=True)  # the run finished: its metrics file holds everything the partial log did
     print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=1))
     print("wrote", path, "runtime", runtime_info())
 
