@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from aae.adversarial import adversarial_autoencoder  # noqa: E402
 from aae.data import load_mnist  # noqa: E402
 from aae.metrics import _jsonable, knn_accuracy  # noqa: E402
-from aae.occupancy import classify_grid, occupancy_summary  # noqa: E402
+from aae.occupancy import UNCLEAR, balance, classify_grid, prior_mass_shares  # noqa: E402
 from aae.phases import adam  # noqa: E402
 from aae.priors import GaussianPrior, MixturePrior, SwissRollPrior  # noqa: E402
 from aae.runtime import compile_options, runtime_info  # noqa: E402
@@ -123,12 +123,21 @@ class Probe(keras.callbacks.Callback):
 def judged(decoder, judge, train_labels):
     """Notebook 05's numbers for an N(0, I) prior: clear prior mass and each digit against its fair share."""
     grid = classify_grid(decoder, judge, lim=GRID_LIM, n=GRID_N, threshold=THRESHOLD)
-    summary = occupancy_summary(grid, np.bincount(train_labels, minlength=10))
-    ratio = [summary["over_representation"][str(d)] for d in range(10)]
-    ratio = [np.nan if r is None else r for r in ratio]
-    return {"clear_prior_mass": 1.0 - summary["prior_mass_share"]["unclear"], "kl_nats": summary["kl_nats"],
-            "over_representation": ratio, "least_served": int(np.nanargmin(ratio)),
-            "least_ratio": float(np.nanmin(ratio))}
+    mass = prior_mass_shares(grid)  # N(0, I): each cell's exact prior mass
+    fair = balance(mass, np.bincount(train_labels, minlength=10))
+    ratio = fair["over_representation"]
+    clear = np.isfinite(ratio).any()  # else every cell is unclear: no digit to rank
+    return {"clear_prior_mass": float(1.0 - mass[UNCLEAR]), "kl_nats": fair["kl_nats"],
+            "over_representation": ratio.tolist(), "least_served": int(np.nanargmin(ratio)) if clear else None,
+            "least_ratio": float(np.nanmin(ratio)) if clear else None}
+
+
+def judged_text(j):
+    """One line of `judged`'s numbers."""
+    if j["least_served"] is None:
+        return f"clear prior mass {j['clear_prior_mass']:.2f}, no clear digit"
+    return (f"clear prior mass {j['clear_prior_mass']:.2f}, least-served digit {j['least_served']} at "
+            f"{j['least_ratio']:.2f}x its fair share, zero at {j['over_representation'][0]:.2f}x")
 
 
 def table(out):
@@ -151,8 +160,7 @@ def table(out):
                   + (", constant rates" if a["no_decay"] else "") + (f", batch {a['batch_size']}" if a["batch_size"] != 128 else ""))
         knn = " / ".join(f"{e['knn_accuracy']:.2f}" for e in m["epochs"])
         judge = m.get("judged")
-        judge = (f"; clear mass {judge['clear_prior_mass']:.2f}, least {judge['least_served']} at "
-                 f"{judge['least_ratio']:.2f}x, 0 at {judge['over_representation'][0]:.2f}x" if judge else "")
+        judge = f"; {judged_text(judge)}" if judge else ""
         other = (f"beyond 3 std {f['beyond_3std']:.3f}{judge}" if "beyond_3std" in f else
                  f"own region {f['own_region_rate']:.3f}" if "own_region_rate" in f else
                  f"components {f['components_reached']}, gaps {f['gap_share']:.2f}, centre {f['centre_share']:.2f}"
@@ -236,9 +244,7 @@ def main(argv=None):
               "backend": keras.backend.backend(), "train_images": len(x_fit), "test_images": len(x_test)}
     if args.judge:
         result["judged"] = judged(model.decoder, keras.saving.load_model(args.judge), y_train)
-        j = result["judged"]
-        print(f"judged: clear prior mass {j['clear_prior_mass']:.3f}, least-served digit {j['least_served']} at "
-              f"{j['least_ratio']:.2f}x its fair share, zero at {j['over_representation'][0]:.2f}x", flush=True)
+        print("judged:", judged_text(result["judged"]), flush=True)
     path = Path(args.out) / f"{args.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"metrics": _jsonable(result), "parameters": _jsonable(vars(args)),
