@@ -31,14 +31,16 @@ def _check_posterior(posterior):
                   "N(z_mean, exp(z_log_var)) by reparameterisation.")
 
 
-def aae_discriminator(latent_dim=8, hidden=(512, 256), n_classes=0, name="discriminator"):
+def aae_discriminator(latent_dim=8, hidden=(512, 256), n_classes=0, dropout=0.0, name="discriminator"):
     """Dense LeakyReLU discriminator: code (+ one-hot label if `n_classes`) -> logit (n, 1).
 
-    A positive logit means "drawn from the prior".
+    A positive logit means "drawn from the prior". `dropout` > 0: dropout of that rate after
+    each hidden layer, in training calls (the discriminator and generator phases).
     """
     width = positive_int("latent_dim", latent_dim) + int(n_classes or 0)
     z = keras.Input((width,), name="code_and_label" if n_classes else "code")
-    logit = layers.Dense(1, dtype="float32", name="logit")(dense_stack(z, hidden, "leaky_relu"))
+    logit = layers.Dense(1, dtype="float32", name="logit")(
+        dense_stack(z, hidden, "leaky_relu", dropout=dropout))
     return keras.Model(z, logit, name=name)
 
 
@@ -81,11 +83,13 @@ def standardised_codes(encoder, prior):
 
 def adversarial_autoencoder(prior, hidden=(512, 512), d_hidden=(512, 256), posterior="deterministic",
                             supervised=False, seed=None, original_dim=784, dropout=0.0,
-                            encoder_batch_norm=False, code_batch_norm=False, d_input_noise=0.0):
+                            encoder_batch_norm=False, code_batch_norm=False, d_input_noise=0.0,
+                            d_dropout=0.0):
     """The adversarial autoencoder for `prior` (its `dim` is the code size): dense LeakyReLU
     encoder 784-hidden-code and decoder code-hidden-784 (pixel logits), discriminator
     code(-label)-d_hidden-1. `dropout` > 0: dropout of that rate after each hidden layer of the
-    encoder and decoder while training. `encoder_batch_norm`: batch normalisation before each
+    encoder and decoder while training; `d_dropout` the same for the discriminator's hidden
+    layers (the published Parzen reproduction drops out in all three networks). `encoder_batch_norm`: batch normalisation before each
     hidden activation of the encoder (`batch_norm_encoder`). `code_batch_norm`: the
     deterministic code is batch-normalised without scale or offset, so each axis of a batch of
     codes has mean 0 and the Gaussian prior's std (`standardised_codes`).
@@ -102,7 +106,8 @@ def adversarial_autoencoder(prior, hidden=(512, 512), d_hidden=(512, 256), poste
         encoder = standardised_codes(encoder, prior)
     decoder = mlp_decoder(latent_dim, hidden, original_dim, activation="leaky_relu", dropout=dropout)
     return AdversarialAutoencoder(encoder, decoder,
-                                  aae_discriminator(latent_dim, d_hidden, n_classes=n_classes or 0),
+                                  aae_discriminator(latent_dim, d_hidden, n_classes=n_classes or 0,
+                                                    dropout=d_dropout),
                                   prior, posterior=posterior, supervised=supervised, seed=seed,
                                   d_input_noise=d_input_noise)
 

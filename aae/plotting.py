@@ -13,7 +13,7 @@ from scipy.stats import norm
 from .files import atomic_path
 from .occupancy import SHARE_NAMES, UNCLEAR, frequencies
 
-__all__ = ["save_figure", "reconstruction_grid", "latent_scatter", "latent_grid",
+__all__ = ["save_figure", "reconstruction_grid", "image_grid", "latent_scatter", "latent_grid",
            "latent_sweep", "latent_view", "tsne_scatter", "occupancy_map", "occupancy_bars", "shares_figure",
            "DIGIT_COLORS", "UNCLEAR_COLOR"]
 
@@ -43,6 +43,24 @@ def save_figure(fig, name, results_dir="results"):
 
 def _images(x, n, side=28):
     return np.asarray(x[:n]).reshape(-1, side, side)
+
+
+def _tile(images, n, side=28):
+    """The first n * n images as one (n * side, n * side) canvas, row by row."""
+    return np.asarray(images[:n * n]).reshape(n, n, side, side).transpose(0, 2, 1, 3).reshape(n * side, n * side)
+
+
+def image_grid(images, n=10, title=None, side=28):
+    """The first n x n images (rows of pixel values in [0, 1]) tiled in one square figure,
+    row by row: digits decoded from prior samples, say."""
+    if len(images) < n * n:
+        raise ValueError(f"an {n} x {n} grid needs {n * n} images, got {len(images)}; pass more or a smaller n.")
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.imshow(_tile(images, n, side), cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return fig
 
 
 def reconstruction_grid(originals, reconstructions, n=10, title=None):
@@ -135,10 +153,8 @@ def latent_sweep(decode, n=20, lim=None, quantile=0.05, side=28, title=None, dim
     plane, xs, ys = latent_grid(n, lim, quantile)
     grid = np.zeros((len(plane), latent_dim), "float32")
     grid[:, dims] = plane
-    digits = np.asarray(decode(grid)).reshape(n, n, side, side)
-    canvas = digits.transpose(0, 2, 1, 3).reshape(n * side, n * side)
     fig, ax = plt.subplots(figsize=(8, 8))
-    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1)
+    ax.imshow(_tile(decode(grid), n, side), cmap="gray", vmin=0, vmax=1)
     # ticks at tile centres, labelled with the code there (the grid need not be linear in z)
     idx = np.unique(np.linspace(0, n - 1, min(n, 5)).round().astype(int))
     ax.set_xticks(idx * side + side / 2 - 0.5, [f"{xs[i]:.2f}" for i in idx])

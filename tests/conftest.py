@@ -20,6 +20,14 @@ if keras.backend.backend() == "tensorflow":
     tf.config.experimental.enable_op_determinism()
 
 
+def results_mtimes():
+    """Each file of the project's results/ with its modification time: a test that must not write
+    there compares these before and after. A long run going on beside the tests (make
+    parzen-reproduction) rewrites only its checkpoint and that file's temporary copy, left out."""
+    return {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*")
+            if p.is_file() and ".checkpoint" not in p.name}
+
+
 @pytest.fixture(scope="session")
 def mnist_dir():
     """Folder holding the real mnist.npz ($AAE_DATA_DIR or ../shared/data); skip-free: fail loudly."""

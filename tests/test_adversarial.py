@@ -151,6 +151,19 @@ def test_dropout_reaches_encoder_and_decoder_in_training_only():
     assert np.std(model.prior.sample(10_000, seed=0)) == pytest.approx(5.0, rel=0.02)
 
 
+def test_discriminator_dropout_in_training_only():
+    keras.utils.set_random_seed(0)
+    model = adversarial_autoencoder(GaussianPrior(8), [32], [64, 64], d_dropout=0.3)
+    d = model.discriminator
+    assert [layer.rate for layer in d.layers if isinstance(layer, keras.layers.Dropout)] == [0.3, 0.3]
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in model.encoder.layers)
+    z = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    assert np.array_equal(np.asarray(d(z)), np.asarray(d(z)))
+    assert not np.allclose(np.asarray(d(z, training=True)), np.asarray(d(z)))
+    with pytest.raises(ValueError, match="dropout"):
+        adversarial_autoencoder(GaussianPrior(8), [32], [64], d_dropout=1.5)
+
+
 def test_adam_helper_decays_by_the_cosine_closed_form():
     from aae.phases import adam
 

@@ -4,7 +4,7 @@ import pytest
 import matplotlib.pyplot as plt
 from matplotlib.image import imread
 
-from aae.plotting import (latent_grid, latent_scatter, latent_sweep, reconstruction_grid,
+from aae.plotting import (image_grid, latent_grid, latent_scatter, latent_sweep, reconstruction_grid,
                           save_figure, tsne_scatter)
 
 rng = np.random.default_rng(0)
@@ -22,6 +22,18 @@ def test_reconstruction_grid(tmp_path):
     img = _read(path)
     assert img.shape[0] > 100 and img.shape[1] > 500
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recon.png"]  # no temp files left
+
+
+def test_image_grid_tiles_row_by_row():
+    images = np.zeros((7, 784))
+    images[1, :28] = 1.0  # the top pixel row of the second image: row 0, column 1 of the grid
+    fig = image_grid(images, n=2, title="t")
+    canvas = fig.axes[0].get_images()[0].get_array()
+    assert canvas.shape == (56, 56)
+    assert canvas[0, 28:].min() == 1.0 and canvas.sum() == 28
+    with pytest.raises(ValueError, match="needs 9 images, got 7"):
+        image_grid(images, n=3)
+    plt.close("all")
 
 
 def test_latent_scatter_has_legend(tmp_path):

@@ -10,6 +10,7 @@ import papermill
 import pytest
 
 from aae.paths import PROJECT_ROOT, project_root, results_folder
+from conftest import results_mtimes
 
 ROOT = Path(__file__).resolve().parent.parent
 # Absolute paths of this machine, and the usual roots of anyone's machine.
@@ -62,7 +63,7 @@ def test_a_copy_of_the_repository_runs_a_notebook_into_its_own_results(tmp_path,
     (copy / "notebooks").mkdir()
     notebook = copy / "notebooks" / "02_autoencoder.ipynb"
     shutil.copy(ROOT / "notebooks" / notebook.name, notebook)
-    ours = {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
+    ours = results_mtimes()
     env = {"AAE_DATA_DIR": str(mnist_dir), "MPLBACKEND": "Agg"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -76,4 +77,4 @@ def test_a_copy_of_the_repository_runs_a_notebook_into_its_own_results(tmp_path,
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     assert (copy / "results" / "autoencoder_reconstruction.png").is_file()
     assert (copy / "results" / "metrics" / "autoencoder.json").is_file()
-    assert ours == {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
+    assert ours == results_mtimes()

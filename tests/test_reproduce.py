@@ -20,6 +20,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from aae.runner import reproduce, runlog, stopping, summary
 from aae.runner.reproduce import ReproduceError, parse_overrides
+from conftest import results_mtimes
 from test_notebooks import figure_cells_without_image, noisy_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,7 @@ def quick_run(tmp_path_factory, mnist_dir):
     name says shows up here."""
     out = tmp_path_factory.mktemp("quick")
     before = {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")}
-    committed = {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
+    committed = results_mtimes()
     taken = set().union(*map(reproduce.notebook_parameters, quick_notebooks().values()))
     rows = reproduce.run(only=QUICK_ONLY, quick=True, output_dir=out, progress=False,
                          overrides={k: v for k, v in SIZES.items() if k in taken})
@@ -120,7 +121,7 @@ def test_quick_mode_end_to_end(quick_run):
     assert table is None or "| **total** |" in table
     # quick mode never touches the committed notebooks or results
     assert before == {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")}
-    assert committed == {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
+    assert committed == results_mtimes()
 
 
 def test_same_seed_same_metrics(quick_run, tmp_path):
@@ -290,6 +291,25 @@ def test_paper_table_puts_the_long_runs_mean_and_spread_beside_the_paper(tmp_pat
     assert "| clustering error, 30 clusters | 4.10 ± 1.13 % | - | - |" in table
     assert ("| Parzen log-likelihood, 8-D Gaussian AAE | 340 ± 2 nats | - | 330.0 ± 2.0 nats (60 epochs, "
             "[1200, 1200] units, dropout 0.2, prior std 5.0; Test CPU (2 cores), JAX, 40 min) |") in table
+    assert "reproduction's recipe" not in table  # no such runs: no such row
+    # scripts/tune_parzen_aae.py's runs at the published reproduction's recipe: a row of their own
+    repro = tmp_path / "parzen-reproduction" / "metrics"
+    recipe = {"epochs": 200, "hidden": [1200, 1200], "dropout": 0.2, "d_dropout": 0.2, "prior_scale": 5.0,
+              "lr": 2e-4, "g_lr": 1e-4, "batch_size": 100}
+    write(repro / "reproduction_seed0.json", {"parzen": {"mean_nats": 341.04, "stderr_nats": 2.0},
+                                              "seconds": 7200.0, "segments": 2}, {**recipe, "seed": 0})
+    write(repro / "reproduction_seed1.json", {"parzen": {"mean_nats": 345.0, "stderr_nats": 2.0},
+                                              "seconds": 8400.0}, {**recipe, "seed": 1})
+    write(repro / "reproduction_seed2.json", {"validation_parzen_nats": 300.0, "seconds": 60.0},
+          {**recipe, "seed": 2})  # scored on held-out images only (no --test): not a test number
+    table = summary.paper_table(tmp_path)
+    # mean 343.02, sample std of 341.04 and 345.0: 2.80; the time is the mean per run
+    assert ("| Parzen log-likelihood, the published reproduction's recipe | 340 ± 2 nats (the reproduction: "
+            "345 ± 2) | - | 343.0 ± 2.8 nats (2 seeds: 0, 1; 200 epochs, 1200x1200 units, dropout 0.2 "
+            "(discriminator 0.2), prior std 5.0, Adam 0.0002 / 0.0001 with cosine decay, batch 100; Test CPU "
+            "(2 cores), JAX, 130 min per run, in up to 2 sittings) |") in table
+    (repro / "reproduction_seed1.json").unlink()
+    assert "| 341.0 ± 2.0 nats (seed 0; 200 epochs," in summary.paper_table(tmp_path)  # ± the test images' stderr
     assert "Notebook 06 has not run into this folder yet." in table
     assert "| 100 labels, 3 seeds | 0.58-0.60 / 0.61 | 0.98 | 71-80 % |" in table  # min-max over seeds
     assert "| 1,000 labels, 1 seed | 0.57 / 0.61 | 0.98 | 50 % |" in table
