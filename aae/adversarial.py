@@ -89,8 +89,9 @@ def adversarial_autoencoder(prior, hidden=(512, 512), d_hidden=(512, 256), poste
     encoder 784-hidden-code and decoder code-hidden-784 (pixel logits), discriminator
     code(-label)-d_hidden-1. `dropout` > 0: dropout of that rate after each hidden layer of the
     encoder and decoder while training; `d_dropout` the same for the discriminator's hidden
-    layers (the published Parzen reproduction drops out in all three networks). `encoder_batch_norm`: batch normalisation before each
-    hidden activation of the encoder (`batch_norm_encoder`). `code_batch_norm`: the
+    layers (the published Parzen reproduction drops out in all three networks).
+    `encoder_batch_norm`: batch normalisation before each hidden activation of the encoder
+    (`batch_norm_encoder`). `code_batch_norm`: the
     deterministic code is batch-normalised without scale or offset, so each axis of a batch of
     codes has mean 0 and the Gaussian prior's std (`standardised_codes`).
     `d_input_noise` > 0: the discriminator sees codes and prior samples with Gaussian noise of that std added (training
