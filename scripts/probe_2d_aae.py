@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from aae.adversarial import adversarial_autoencoder  # noqa: E402
 from aae.data import load_mnist  # noqa: E402
@@ -64,6 +65,15 @@ def mixture_coverage(z, prior):
     return {"component_share": np.bincount(distance.argmin(1)[near], minlength=prior.n_classes) / len(z),
             "centre_share": float(np.mean(np.linalg.norm(z, axis=1) < prior.radius / 2)),
             "gap_share": float(np.mean(~near))}
+
+
+def radial_ks(z, scale=1.0):
+    """Kolmogorov-Smirnov distance between the codes' squared radii and the N(0, scale^2 I) prior's
+    (chi-squared, 2 degrees of freedom): 0 when the codes fill the prior from its centre out as it
+    does; codes crowded at the centre with sparse wedges around them, matching the prior's std
+    alone, score far from 0."""
+    r2 = np.sum((np.asarray(z, "float64") / scale) ** 2, axis=1)
+    return float(stats.kstest(r2, stats.chi2(2).cdf).statistic)
 
 
 def fixed_noise_posterior(model, std, prior, supervised, seed):
@@ -103,6 +113,7 @@ class Probe(keras.callbacks.Callback):
                "reconstruction_loss": float(logs["reconstruction_loss"])}
         if isinstance(self.prior, GaussianPrior):
             row["beyond_3std"] = float(np.mean(np.linalg.norm(z_test, axis=1) > 3 * self.prior.scale))
+            row["radial_ks"] = radial_ks(z_test, self.prior.scale)
         if self.supervised:
             z_prior, region = self.prior.sample(PRIOR_POINTS, self.args.seed, return_labels=True)
             row["own_region_rate"] = knn_accuracy(z_prior, region, z_test, self.y_test, k=k)
@@ -111,8 +122,8 @@ class Probe(keras.callbacks.Callback):
             row.update(components_reached=int((cov["component_share"] >= 0.5 / self.prior.n_classes).sum()),
                        centre_share=cov["centre_share"], gap_share=cov["gap_share"])
         self.record.append(row)
-        extra = "".join(f" {key} {row[key]:.3f}" for key in ("beyond_3std", "own_region_rate", "gap_share")
-                        if key in row)
+        extra = "".join(f" {key} {row[key]:.3f}" for key in ("beyond_3std", "radial_ks", "own_region_rate",
+                                                            "gap_share") if key in row)
         extra += f" components {row['components_reached']}" if "components_reached" in row else ""
         print(f"epoch {epoch + 1}: {self.train_seconds:.0f} s, kNN {row['knn_accuracy']:.4f}, "
               f"std {row['code_std'][0]:.2f} {row['code_std'][1]:.2f}, D acc "
@@ -161,7 +172,8 @@ def table(out):
         knn = " / ".join(f"{e['knn_accuracy']:.2f}" for e in m["epochs"])
         judge = m.get("judged")
         judge = f"; {judged_text(judge)}" if judge else ""
-        other = (f"beyond 3 std {f['beyond_3std']:.3f}{judge}" if "beyond_3std" in f else
+        ks = f", radial KS {f['radial_ks']:.3f}" if "radial_ks" in f else ""
+        other = (f"beyond 3 std {f['beyond_3std']:.3f}{ks}{judge}" if "beyond_3std" in f else
                  f"own region {f['own_region_rate']:.3f}" if "own_region_rate" in f else
                  f"components {f['components_reached']}, gaps {f['gap_share']:.2f}, centre {f['centre_share']:.2f}"
                  if "components_reached" in f else "")
