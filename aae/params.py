@@ -210,6 +210,7 @@ RULES = {
     "n_sweep": POSITIVE_INT,
     "n_show": POSITIVE_INT,
     # None: every saved 2-D model; papermill's command line passes lists as text: "vae,aae_gaussian"
+    "seed_models_dir": optional(text("a folder inside results_dir")),
     "models": optional(any_of(list_of(text("a saved model's name")),
                               text("model names separated by commas"))),
     "eval_batch_size": POSITIVE_INT,

@@ -4,7 +4,8 @@
 `<name>.json`: the code size, the prior with its arguments, the posterior and whatever else the
 notebook passes. `load_codec` reads all three back, the prior rebuilt as an object. A notebook that
 uses another notebook's model (05 uses 01's and 04's) finds them with `saved_codecs` and reads
-their settings from the JSON, so no setting is typed twice.
+their settings from the JSON, so no setting is typed twice; `further_seeds` finds the same models
+trained from other seeds in another results folder.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .files import atomic_path
 from .layers import Sampling
 from .priors import prior_from_config
 
-__all__ = ["Codec", "save_codec", "load_codec", "saved_codecs"]
+__all__ = ["Codec", "save_codec", "load_codec", "saved_codecs", "further_seeds"]
 
 
 @dataclass
@@ -98,3 +99,29 @@ def saved_codecs(results_dir, latent_dim=None):
         if "files" in settings and (latent_dim is None or settings.get("latent_dim") == latent_dim):
             found.append((settings.get("notebook") or "", settings["name"]))
     return [name for _, name in sorted(found)]
+
+
+def further_seeds(results_dir, names, folder):
+    """The same models as `names` trained from other seeds, saved in `<folder>/models`.
+
+    A model `<name>_seed<k>` there counts when `<name>` is one of `names` (saved in
+    `<results_dir>/models`), `names` does not hold it already, and its settings (code size, prior,
+    posterior, layers, the notebook that trained it) equal those of `<name>`. Returns
+    ({seed model: folder}, {left-out model: why}), in `saved_codecs`'s order.
+    """
+    import re
+
+    found, left_out = {}, {}
+    for name in saved_codecs(folder):
+        match = re.fullmatch(r"(.+)_seed\d+", name)
+        if not match or match.group(1) not in names or name in names:
+            continue
+        base, other = (json.loads((_folder(f) / f"{n}.json").read_text())
+                       for f, n in ((results_dir, match.group(1)), (folder, name)))
+        differ = sorted(k for k in (base.keys() | other.keys()) - {"name", "files"} if base.get(k) != other.get(k))
+        if differ:
+            left_out[name] = (f"its {', '.join(differ)} differ from {match.group(1)}'s in {_folder(results_dir)}: "
+                              f"trained by an older version; train the seeds again")
+        else:
+            found[name] = Path(folder)
+    return found, left_out

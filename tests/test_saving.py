@@ -7,7 +7,7 @@ import pytest
 from aae.adversarial import adversarial_autoencoder
 from aae.models import mlp_decoder, mlp_encoder
 from aae.priors import GaussianPrior, MixturePrior, SwissRollPrior, prior_from_config
-from aae.saving import load_codec, save_codec, saved_codecs
+from aae.saving import further_seeds, load_codec, save_codec, saved_codecs
 
 
 @pytest.mark.parametrize("prior", [GaussianPrior(8, scale=2.0), MixturePrior(6, radius=3.0, std=0.3),
@@ -55,6 +55,25 @@ def test_saved_codecs_filters_by_code_size(tmp_path):
     assert saved_codecs(tmp_path) == ["c2", "a2", "b8"]  # notebook 01's first
     assert saved_codecs(tmp_path, latent_dim=2) == ["c2", "a2"]
     assert saved_codecs(tmp_path / "nowhere") == []
+
+
+def test_further_seeds_come_from_another_folder_with_the_same_settings(tmp_path):
+    main, seeds = tmp_path / "results", tmp_path / "results" / "occupancy-seeds"
+
+    def save(folder, name, hidden=(8,)):
+        save_codec(folder, name, mlp_encoder(2, list(hidden)), mlp_decoder(2, list(hidden)), prior=GaussianPrior(2),
+                   hidden=list(hidden), notebook="notebooks/04_adversarial_autoencoder.ipynb")
+
+    for name in ("aae_gaussian", "vae", "vae_seed2"):
+        save(main, name)
+    for name in ("aae_gaussian", "aae_gaussian_seed1", "vae_seed2", "vae_seed3", "other_seed1"):
+        save(seeds, name)  # the seed-0 copy, a seed the main folder has, a model it lacks: not taken
+    save(seeds, "aae_gaussian_seed2", hidden=(16,))  # trained with other layers: left out, saying why
+    found, left_out = further_seeds(main, saved_codecs(main), seeds)
+    assert found == {"aae_gaussian_seed1": seeds, "vae_seed3": seeds}
+    assert list(left_out) == ["aae_gaussian_seed2"] and "hidden" in left_out["aae_gaussian_seed2"]
+    assert load_codec(found["vae_seed3"], "vae_seed3").latent_dim == 2
+    assert further_seeds(main, saved_codecs(main), tmp_path / "nowhere") == ({}, {})
 
 
 def test_missing_model_names_what_writes_it(tmp_path):
