@@ -18,6 +18,7 @@ import keras
 from .files import atomic_path
 from .layers import Sampling
 from .priors import prior_from_config
+from .verdicts import seed_groups
 
 __all__ = ["Codec", "save_codec", "load_codec", "saved_codecs", "further_seeds"]
 
@@ -87,18 +88,25 @@ def load_codec(results_dir, name, source=None):
     return Codec(name, encoder, decoder, prior, settings)
 
 
-def saved_codecs(results_dir, latent_dim=None):
-    """Names of the models saved in `<results_dir>/models` (with that `latent_dim`), in the order
-    of the notebooks that wrote them, then by name."""
+def _saved_settings(results_dir):
+    """{name: settings} of every model saved in `<results_dir>/models`, in the order of the notebooks
+    that wrote them, then by name (JSON files that are not a saved model's are skipped)."""
     found = []
     for path in sorted(_folder(results_dir).glob("*.json")):
         try:
             settings = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if "files" in settings and (latent_dim is None or settings.get("latent_dim") == latent_dim):
-            found.append((settings.get("notebook") or "", settings["name"]))
-    return [name for _, name in sorted(found)]
+        if "files" in settings:
+            found.append((settings.get("notebook") or "", settings["name"], settings))
+    return {name: settings for _, name, settings in sorted(found, key=lambda f: f[:2])}
+
+
+def saved_codecs(results_dir, latent_dim=None):
+    """Names of the models saved in `<results_dir>/models` (with that `latent_dim`), in the order
+    of the notebooks that wrote them, then by name."""
+    return [name for name, settings in _saved_settings(results_dir).items()
+            if latent_dim is None or settings.get("latent_dim") == latent_dim]
 
 
 def further_seeds(results_dir, names, folder):
@@ -107,21 +115,21 @@ def further_seeds(results_dir, names, folder):
     A model `<name>_seed<k>` there counts when `<name>` is one of `names` (saved in
     `<results_dir>/models`), `names` does not hold it already, and its settings (code size, prior,
     posterior, layers, the notebook that trained it) equal those of `<name>`. Returns
-    ({seed model: folder}, {left-out model: why}), in `saved_codecs`'s order.
+    ({seed model: folder}, {left-out model: why}), grouped by model as `seed_groups` groups them.
     """
-    import re
-
     found, left_out = {}, {}
-    for name in saved_codecs(folder):
-        match = re.fullmatch(r"(.+)_seed\d+", name)
-        if not match or match.group(1) not in names or name in names:
+    first, further = _saved_settings(results_dir), _saved_settings(folder)
+    for base, group in seed_groups(list(further)).items():
+        if base not in names or base not in first:  # a first seed not saved: load_codec says so
             continue
-        base, other = (json.loads((_folder(f) / f"{n}.json").read_text())
-                       for f, n in ((results_dir, match.group(1)), (folder, name)))
-        differ = sorted(k for k in (base.keys() | other.keys()) - {"name", "files"} if base.get(k) != other.get(k))
-        if differ:
-            left_out[name] = (f"its {', '.join(differ)} differ from {match.group(1)}'s in {_folder(results_dir)}: "
-                              f"trained by an older version; train the seeds again")
-        else:
-            found[name] = Path(folder)
+        for name in group:
+            if name == base or name in names:
+                continue
+            differ = sorted(k for k in (first[base].keys() | further[name].keys()) - {"name", "files"}
+                            if first[base].get(k) != further[name].get(k))
+            if differ:
+                left_out[name] = (f"its {', '.join(differ)} differ from {base}'s in {_folder(results_dir)}: "
+                                  f"trained by an older version; train the seeds again")
+            else:
+                found[name] = Path(folder)
     return found, left_out
