@@ -40,10 +40,12 @@ test: $(VENV)/.installed-$(KERAS_BACKEND)
 lab: $(VENV)/.installed-$(KERAS_BACKEND)
 	$(VENV)/bin/jupyter lab notebooks/ $(ARGS)
 
-# The AAE paper's settings, trained far longer than `make results` can (about 2.5 hours on this 2-core CPU;
+# The AAE paper's settings, trained far longer than `make results` can (about 3 hours on this 2-core CPU;
 # JAX was the fastest backend here): the semi-supervised AAE with 100 and 1,000 labels and clustering with 16 and
 # 30 clusters, three seeds each, and
-# notebook 04's "long" Parzen setting. The README's paper table is rebuilt from their metrics.
+# notebook 04's "long" setting (the 8-D Parzen model wider and longer, the Gaussian and supervised 2-D models trained
+# further; about 35 minutes of it), then notebook 05 on those 2-D models. The README's paper table and its block of the
+# long setting are rebuilt from their metrics.
 # Labels: notebook 06's recipe (batch-norm encoder, z of 5, the joint style discriminator, its rates and
 # 2 x 500 networks), 20 epochs instead of 3.
 LONG_RECIPE := --latent-dim 5 --batch-norm --joint-style --hidden 500 500 --d-hidden 500 500
@@ -56,6 +58,8 @@ long-results: $(VENV)/.installed-$(KERAS_BACKEND)
 	for k in 16 30; do for s in 0 1 2; do $(PY) scripts/train_semisupervised.py $(LONG_CLUSTERS) --name long_$${k}_clusters_seed$$s --n-labels 0 --n-classes $$k --seed $$s || exit 1; done; done
 	$(PY) scripts/plot_semisupervised_long.py results/long-semisupervised
 	$(PY) -m aae reproduce --only adversarial_autoencoder -p setting=long --output-dir results/long-aae
+	$(PY) -m aae reproduce --only latent_occupancy --output-dir results/long-aae
+	$(PY) -m aae summary results/long-aae --readme-block long-aae
 	$(PY) -m aae summary results --readme-block results
 
 # Notebook 05's answer over seeds: notebooks 01 and 04 again with two more seeds of each 2-D model (their

@@ -61,6 +61,11 @@ def occupancy_verdict(model, summary, sensitivity=(), classes=None):
     place = "the largest" if rank == 1 else f"the {ordinal(rank)} largest"
     top = s["most_over_represented"]
     top_name = top if digits else classes[top]
+    # the least served: the smallest share of prior mass against its training frequency (classes absent from
+    # training have no fair share and are left out)
+    ratio = {int(k): v for k, v in s["over_representation"].items() if v is not None and np.isfinite(v)}
+    low = min(ratio, key=ratio.get)
+    low_name = low if digits else classes[low]
     return (f"{model}: {first} is {zero_word(ratios)}. It decodes from {s['prior_mass_share']['0']:.1%} of the "
             f"prior's mass ({clear[0]:.1%} of the mass that decodes to a clear {kind}, {place} of the ten) "
             f"against {s['training_frequency']['0']:.1%} of the training {kinds}: "
@@ -68,7 +73,8 @@ def occupancy_verdict(model, summary, sensitivity=(), classes=None):
             f"(from {min(ratios):.2f} to {max(ratios):.2f} over thresholds {min(thresholds):g} to "
             f"{max(thresholds):g}). It covers {s['area_share_95']['0']:.1%} of the area of the prior's 95% "
             f"region and {s['sweep_share']['0']:.1%} of the square sweep. The most over-represented {kind} is "
-            f"{top_name} ({s['over_representation'][str(top)]:.2f} times); {s['prior_mass_share']['unclear']:.1%} of "
+            f"{top_name} ({s['over_representation'][str(top)]:.2f} times), the least served {low_name} "
+            f"({ratio[low]:.2f} times); {s['prior_mass_share']['unclear']:.1%} of "
             f"the prior mass decodes to no clear {kind}; KL to the training balance {s['kl_nats']:.3f} nats.")
 
 

@@ -7,7 +7,7 @@ on) and records after every epoch: the 5-NN accuracy of the test codes (fitted o
 codes), the codes' mean and std per axis, the share of test codes beyond 3 prior std from the
 prior's centre (Gaussian prior only; prior: 1.1 %), the epoch's mean discriminator accuracy and
 reconstruction loss; for the supervised priors the share of test codes in their own digit's
-region (notebook 04's `own_region_rate`), for the unsupervised mixture the components reached
+region (notebook 04's `own_region_rate`) and the same share of the training images, for the unsupervised mixture the components reached
 and the centre/gap shares (notebook 04's `mixture_coverage`). With `--judge` (notebook 05's saved
 digit classifier) the Gaussian prior's last epoch is also judged as notebook 05 judges it: the
 share of prior mass that decodes to a clear digit and each digit's share against its fair one.
@@ -117,6 +117,9 @@ class Probe(keras.callbacks.Callback):
         if self.supervised:
             z_prior, region = self.prior.sample(PRIOR_POINTS, self.args.seed, return_labels=True)
             row["own_region_rate"] = knn_accuracy(z_prior, region, z_test, self.y_test, k=k)
+            # the same on the training images: far above the test rate, the encoder overfits; close, it is
+            # the game that leaves codes in another digit's component
+            row["train_own_region_rate"] = knn_accuracy(z_prior, region, z_fit, self.y_fit, k=k)
         elif isinstance(self.prior, MixturePrior):
             cov = mixture_coverage(z_test, self.prior)
             row.update(components_reached=int((cov["component_share"] >= 0.5 / self.prior.n_classes).sum()),
@@ -174,7 +177,9 @@ def table(out):
         judge = f"; {judged_text(judge)}" if judge else ""
         ks = f", radial KS {f['radial_ks']:.3f}" if "radial_ks" in f else ""
         other = (f"beyond 3 std {f['beyond_3std']:.3f}{ks}{judge}" if "beyond_3std" in f else
-                 f"own region {f['own_region_rate']:.3f}" if "own_region_rate" in f else
+                 f"own region {f['own_region_rate']:.3f}"
+                 + (f" (training images {f['train_own_region_rate']:.3f})" if "train_own_region_rate" in f else "")
+                 if "own_region_rate" in f else
                  f"components {f['components_reached']}, gaps {f['gap_share']:.2f}, centre {f['centre_share']:.2f}"
                  if "components_reached" in f else "")
         rows.append((a["prior"], path.stem,

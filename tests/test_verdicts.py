@@ -28,6 +28,15 @@ def test_over_represented_zero_is_named_with_its_numbers():
     assert "10.0% of the training digits" in text and "10.0% of the prior mass decodes to no clear digit" in text
 
 
+def test_the_least_served_digit_is_named_with_its_share():
+    s = summary(0.2)
+    s["over_representation"] = {**s["over_representation"], "4": 0.2, "7": float("nan")}  # 7: absent from training
+    text = occupancy_verdict("aae", s, sweep(1.8))
+    assert "the least served 4 (0.20 times);" in text
+    names = [f"class {k}" for k in range(10)]
+    assert "the least served class 4 (0.20 times)" in occupancy_verdict("aae", s, sweep(1.8), classes=names)
+
+
 def test_fair_and_undecided_and_under():
     assert "about fairly represented" in occupancy_verdict("m", summary(0.1), sweep(0.95, 1.05))
     assert "neither clearly over- nor under-represented" in occupancy_verdict("m", summary(0.1), sweep(0.7, 1.4))

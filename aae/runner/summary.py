@@ -128,6 +128,7 @@ BLOCKS = {
     "notebooks": ("README.md", "python -m aae reproduce (make results)"),
     "results": ("README.md", "python -m aae reproduce (make results)"),
     "aae-paper": ("README.md", "python -m aae reproduce, python -m aae summary results --readme-block results"),
+    "long-aae": ("README.md", "make long-results (python -m aae summary results/long-aae --readme-block long-aae)"),
     "datasets": ("docs/fashion-mnist.md", "python -m aae reproduce, with or without --dataset fashion_mnist"),
     "gpu": ("docs/gpu.md", "python -m aae summary results/gpu-jax --readme-block gpu"),
     "speed": ("docs/speed.md", "make benchmark"),
