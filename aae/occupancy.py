@@ -289,17 +289,24 @@ def balance(shares, train_counts):
     KL(shares || training frequencies) in nats (0 = same balance as the data);
     `entropy_ratio`, H(shares) / H(frequencies) (1 = as even as the data, < 1 = a few
     digits dominate); `over_representation` (10,), share / frequency (1 = fair);
-    `clear_shares` (10,), the renormalised shares.
+    `clear_shares` (10,), the renormalised shares; `most_over_represented` and `least_served`, the
+    digits with the largest and the smallest finite over-representation (digits absent from training
+    have no fair share and are left out; both None if no digit is clear).
     """
     p = np.asarray(shares, "float64")[:10]
     q = frequencies(train_counts)
     if p.sum() <= 0:
         nan = np.full(10, np.nan)
         return {"kl_nats": np.nan, "entropy_ratio": np.nan, "over_representation": nan,
-                "clear_shares": nan}
+                "clear_shares": nan, "most_over_represented": None, "least_served": None}
     p = p / p.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):  # a digit absent from training: inf or NaN
+        ratio = p / q
+    fair = np.isfinite(ratio)
     return {"kl_nats": float(entropy(p, q)), "entropy_ratio": float(entropy(p) / entropy(q)),
-            "over_representation": p / q, "clear_shares": p}
+            "over_representation": ratio, "clear_shares": p,
+            "most_over_represented": int(np.argmax(np.where(fair, ratio, -np.inf))),
+            "least_served": int(np.argmin(np.where(fair, ratio, np.inf)))}
 
 
 def _finite(value):
@@ -332,8 +339,8 @@ def occupancy_summary(grid, train_counts, codes=None, labels=None, prior_samples
         "kl_nats": _finite(bal["kl_nats"]),
         "entropy_ratio": _finite(bal["entropy_ratio"]),
         "over_representation": _named(bal["over_representation"]),
-        "most_over_represented": (None if np.isnan(bal["kl_nats"])
-                                  else int(np.argmax(bal["over_representation"]))),
+        "most_over_represented": bal["most_over_represented"],
+        "least_served": bal["least_served"],
         "training_frequency": _named(frequencies(train_counts)),
         "confidence_threshold": grid.threshold,
         "grid": {"n": grid.n, "extent": [float(v) for v in grid.extent]},

@@ -61,10 +61,7 @@ def occupancy_verdict(model, summary, sensitivity=(), classes=None):
     place = "the largest" if rank == 1 else f"the {ordinal(rank)} largest"
     top = s["most_over_represented"]
     top_name = top if digits else classes[top]
-    # the least served: the smallest share of prior mass against its training frequency (classes absent from
-    # training have no fair share and are left out)
-    ratio = {int(k): v for k, v in s["over_representation"].items() if v is not None and np.isfinite(v)}
-    low = min(ratio, key=ratio.get)
+    low = s["least_served"]  # the smallest share of prior mass against its training frequency
     low_name = low if digits else classes[low]
     return (f"{model}: {first} is {zero_word(ratios)}. It decodes from {s['prior_mass_share']['0']:.1%} of the "
             f"prior's mass ({clear[0]:.1%} of the mass that decodes to a clear {kind}, {place} of the ten) "
@@ -74,7 +71,7 @@ def occupancy_verdict(model, summary, sensitivity=(), classes=None):
             f"{max(thresholds):g}). It covers {s['area_share_95']['0']:.1%} of the area of the prior's 95% "
             f"region and {s['sweep_share']['0']:.1%} of the square sweep. The most over-represented {kind} is "
             f"{top_name} ({s['over_representation'][str(top)]:.2f} times), the least served {low_name} "
-            f"({ratio[low]:.2f} times); {s['prior_mass_share']['unclear']:.1%} of "
+            f"({s['over_representation'][str(low)]:.2f} times); {s['prior_mass_share']['unclear']:.1%} of "
             f"the prior mass decodes to no clear {kind}; KL to the training balance {s['kl_nats']:.3f} nats.")
 
 
@@ -125,7 +122,8 @@ def over_seeds(summaries):
     """Per-class numbers of one model trained from several seeds: {"n_seeds", "clear_mass" (the
     share of prior mass that decodes to a clear class, per seed), "over_representation" (per class,
     per seed; None where nothing is clear), "mean"/"std" (over seeds, per class), "least" (per seed:
-    the smallest over-representation, the least-served class against its fair share)}.
+    the smallest over-representation, the least-served class against its fair share), "most_over_represented"
+    and "least_served" (per seed: the class, as each summary names it)}.
 
     `summaries`: the `aae.occupancy.occupancy_summary` of each seed's model.
     """
@@ -139,7 +137,10 @@ def over_seeds(summaries):
     json_ready = lambda a: [[None if np.isnan(v) else float(v) for v in row] for row in np.atleast_2d(a)]  # noqa: E731
     return {"n_seeds": len(runs), "clear_mass": clear, "over_representation": json_ready(ratios),
             "mean": json_ready(mean)[0], "std": json_ready(std)[0],
-            "least": [float(np.nanmin(r)) if np.isfinite(r).any() else None for r in ratios]}
+            "least": [None if s["least_served"] is None else s["over_representation"][str(s["least_served"])]
+                      for s in runs],
+            "most_over_represented": [s["most_over_represented"] for s in runs],
+            "least_served": [s["least_served"] for s in runs]}
 
 
 def _span(values):
@@ -179,8 +180,8 @@ def seed_verdict(model, stats, classes=None):
     else:
         word = (f"over-represented for {over} of {k} seeds and under-represented for {under} ({span} of its "
                 f"fair share): the answer does not survive a change of seed")
-    most = [int(np.nanargmax(r)) for r in ratios[judged]]
-    fewest = [int(np.nanargmin(r)) for r in ratios[judged]]
+    most = [stats["most_over_represented"][i] for i in judged]
+    fewest = [stats["least_served"][i] for i in judged]
     least = [stats["least"][i] for i in judged]
     text = (f"{model}, {n} seeds (clear prior mass {clear}): {name(0)} is {word}. "
             + _per_seed("most over-represented", most, name) + ". "

@@ -140,10 +140,9 @@ def judged(decoder, judge, train_labels):
     mass = prior_mass_shares(grid)  # N(0, I): each cell's exact prior mass
     fair = balance(mass, np.bincount(train_labels, minlength=10))
     ratio = fair["over_representation"]
-    clear = np.isfinite(ratio).any()  # else every cell is unclear: no digit to rank
     return {"clear_prior_mass": float(1.0 - mass[UNCLEAR]), "kl_nats": fair["kl_nats"],
-            "over_representation": ratio.tolist(), "least_served": int(np.nanargmin(ratio)) if clear else None,
-            "least_ratio": float(np.nanmin(ratio)) if clear else None}
+            "over_representation": ratio.tolist(), "least_served": fair["least_served"],
+            "least_ratio": None if fair["least_served"] is None else float(ratio[fair["least_served"]])}
 
 
 def judged_text(j):

@@ -122,13 +122,23 @@ def test_balance_kl_matches_scipy():
     np.testing.assert_allclose(even["over_representation"], 1.0)
 
 
+def test_most_and_least_served_skip_a_digit_absent_from_training():
+    counts = np.r_[np.full(7, 6000), 0, 6000, 6000]        # no 7 among the training digits
+    shares = np.r_[0.3, np.full(3, 0.1), 0.0, 0.1, 0.1, 0.05, 0.05, 0.1]  # sums to 1; 4 gets no mass, the absent 7 some
+    bal = occ.balance(shares, counts)
+    assert np.isinf(bal["over_representation"][7])         # no fair share: neither the most nor the least served
+    assert bal["most_over_represented"] == 0 and bal["least_served"] == 4
+    assert bal["over_representation"][0] == pytest.approx(0.3 / (1 / 9))
+    assert occ.balance(np.zeros(10), counts)["least_served"] is None
+
+
 def test_all_unclear_gives_undefined_balance_not_an_error(tmp_path):
     blur = lambda z: np.tile(TEMPLATES.mean(0), (len(z), 1))  # noqa: E731  every digit at 0.1
     grid = occ.classify_grid(blur, judge, lim=LIM, n=20, threshold=0.5)
     assert (grid.labels == UNCLEAR).all()
     assert np.isnan(occ.balance(occ.prior_mass_shares(grid), np.full(10, 6000))["kl_nats"])
     summary = occ.occupancy_summary(grid, np.full(10, 6000))
-    assert summary["kl_nats"] is None and summary["most_over_represented"] is None
+    assert summary["kl_nats"] is None and summary["most_over_represented"] is None and summary["least_served"] is None
     assert summary["over_representation"]["0"] is None
     assert summary["prior_mass_share"]["unclear"] == pytest.approx(1.0)
     fig = plotting.shares_figure({"blur": summary}, np.full(10, 6000))

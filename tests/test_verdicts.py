@@ -5,7 +5,7 @@ import pytest
 from aae.verdicts import occupancy_verdict, ordinal, recommend_sparse, zero_word
 
 
-def summary(zero_share=0.2, unclear=0.1, zero_freq=0.1, top=0):
+def summary(zero_share=0.2, unclear=0.1, zero_freq=0.1, top=0, least=1):
     """An occupancy summary where zero holds `zero_share` of the clear mass, the rest even."""
     clear = {"0": zero_share, **{str(d): (1 - zero_share) / 9 for d in range(1, 10)}}
     ratio = {k: v / (zero_freq if k == "0" else (1 - zero_freq) / 9) for k, v in clear.items()}
@@ -13,7 +13,7 @@ def summary(zero_share=0.2, unclear=0.1, zero_freq=0.1, top=0):
             "prior_mass_share": {**{k: v * (1 - unclear) for k, v in clear.items()}, "unclear": unclear},
             "clear_prior_mass_share": clear, "over_representation": ratio,
             "area_share_95": {"0": 0.3}, "sweep_share": {"0": 0.4},
-            "training_frequency": {"0": zero_freq}, "most_over_represented": top}
+            "training_frequency": {"0": zero_freq}, "most_over_represented": top, "least_served": least}
 
 
 def sweep(*ratios):
@@ -29,8 +29,8 @@ def test_over_represented_zero_is_named_with_its_numbers():
 
 
 def test_the_least_served_digit_is_named_with_its_share():
-    s = summary(0.2)
-    s["over_representation"] = {**s["over_representation"], "4": 0.2, "7": float("nan")}  # 7: absent from training
+    s = summary(0.2, least=4)
+    s["over_representation"] = {**s["over_representation"], "4": 0.2, "7": None}  # 7: absent from training
     text = occupancy_verdict("aae", s, sweep(1.8))
     assert "the least served 4 (0.20 times);" in text
     names = [f"class {k}" for k in range(10)]
@@ -102,8 +102,11 @@ from aae.verdicts import over_seeds, seed_groups, seed_verdict  # noqa: E402
 
 
 def _seed_summary(ratios, unclear=0.2):
+    judged = {d: r for d, r in enumerate(ratios) if r is not None}
     return {"over_representation": {str(d): r for d, r in enumerate(ratios)},
-            "prior_mass_share": {"unclear": unclear}}
+            "prior_mass_share": {"unclear": unclear},
+            "most_over_represented": max(judged, key=judged.get) if judged else None,
+            "least_served": min(judged, key=judged.get) if judged else None}
 
 
 def test_seed_groups_gather_a_models_seeds():
