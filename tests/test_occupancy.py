@@ -123,12 +123,13 @@ def test_balance_kl_matches_scipy():
 
 
 def test_most_and_least_served_skip_a_digit_absent_from_training():
-    counts = np.r_[np.full(7, 6000), 0, 6000, 6000]        # no 7 among the training digits
-    shares = np.r_[0.3, np.full(3, 0.1), 0.0, 0.1, 0.1, 0.05, 0.05, 0.1]  # sums to 1; 4 gets no mass, the absent 7 some
+    counts = np.r_[np.full(7, 6000), 0, 0, 6000]           # no 7 and no 8 among the training digits
+    shares = np.r_[0.3, np.full(3, 0.1), 0.0, 0.1, 0.1, 0.05, 0.0, 0.15]  # sums to 1; 4 gets no mass, 7 some, 8 none
     bal = occ.balance(shares, counts)
-    assert np.isinf(bal["over_representation"][7])         # no fair share: neither the most nor the least served
+    ratio = bal["over_representation"]
+    assert np.isinf(ratio[7]) and np.isnan(ratio[8])       # no fair share: neither the most nor the least served
     assert bal["most_over_represented"] == 0 and bal["least_served"] == 4
-    assert bal["over_representation"][0] == pytest.approx(0.3 / (1 / 9))
+    assert ratio[0] == pytest.approx(0.3 / (1 / 8)) and ratio[4] == 0.0
     assert occ.balance(np.zeros(10), counts)["least_served"] is None
 
 
